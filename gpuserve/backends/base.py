@@ -1,0 +1,54 @@
+"""The contract every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..endpoint import Endpoint
+from ..settings import Settings
+from ..state import DeploymentRecord
+
+#: Receives one-line progress messages during a deploy ("building image", "waiting for setup").
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """Everything a backend needs to deploy one endpoint."""
+
+    name: str
+    endpoint_class: type[Endpoint]
+    #: ``module:Class`` or ``/path/file.py:Class``, importable in the server process.
+    reference: str
+    settings: Settings
+    #: The user's project directory: the working directory of the server and the build context.
+    project_dir: Path
+
+
+class Backend(ABC):
+    """A place endpoints run: the local machine, a Docker engine or a cloud provider.
+
+    Backends translate their provider's errors into gpuserve's exception tree at this boundary.
+    """
+
+    #: Name used in ``deploy(..., backend=NAME)`` and the CLI's ``--backend``.
+    name: str = ""
+
+    @abstractmethod
+    def deploy(self, spec: DeploySpec, progress: ProgressCallback) -> DeploymentRecord:
+        """Deploy ``spec`` and return its record once the endpoint is ready; roll back on failure."""
+
+    @abstractmethod
+    def status(self, record: DeploymentRecord) -> dict[str, Any]:
+        """Return the deployment's state: at least ``state``, ``url`` and ``instances``."""
+
+    @abstractmethod
+    def logs(self, record: DeploymentRecord, tail: int | None = None) -> str:
+        """Return the deployment's recent log lines, the last ``tail`` of them when given."""
+
+    @abstractmethod
+    def delete(self, record: DeploymentRecord) -> None:
+        """Stop and remove everything the deployment created."""

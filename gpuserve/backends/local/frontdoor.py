@@ -1,0 +1,151 @@
+"""The front door of a local deployment: a small proxy on 127.0.0.1 that behaves like a cloud
+load balancer in front of a scale-to-zero worker.
+
+Run as ``python -m gpuserve.backends.local.frontdoor DEPLOYMENT_DIR``; the deploy starts it in
+its own session so that it outlives the command that deployed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import httpx
+
+from ...settings import Settings
+from ...state import read_json
+from .process import ProcessLauncher
+from .scaler import Scaler, StartFailedError
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Hop-by-hop headers are meaningful for one connection only (RFC 9110, section 7.6.1).
+_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host", b"content-length"}
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class FrontDoor:
+    """ASGI app that forwards every request to the worker, starting the worker when there is none."""
+
+    def __init__(self, scaler: Scaler, start_at_launch: bool) -> None:
+        self.scaler = scaler
+        self.start_at_launch = start_at_launch
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(None), limits=httpx.Limits(max_keepalive_connections=64))
+        self._idle_task: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._forward(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.scaler.write_state()
+                if self.start_at_launch:
+                    self.scaler.begin_start()
+                self._idle_task = asyncio.create_task(self.scaler.run_idle_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._idle_task is not None:
+                    self._idle_task.cancel()
+                await self.scaler.close()
+                await self._http.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        try:
+            worker_url = await self.scaler.acquire()
+        except StartFailedError as exc:
+            await _send_json(send, 503, {"error": {"code": "setup_failed", "message": f"Setup failed: {exc}", "phase": "failed"}})
+            return
+        try:
+            await self._proxy(worker_url, scope, body, send)
+        finally:
+            self.scaler.release()
+
+    async def _proxy(self, worker_url: str, scope: Scope, body: bytes, send: Send) -> None:
+        query = scope.get("query_string", b"")
+        url = worker_url + scope["path"] + (f"?{query.decode()}" if query else "")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
+        request = self._http.build_request(scope["method"], url, headers=headers, content=body)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self.scaler.worker_lost()
+            await _send_json(send, 502, {"error": {"code": "worker_unavailable", "message": f"The worker did not answer: {exc}"}})
+            return
+        try:
+            response_headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m gpuserve.backends.local.frontdoor DEPLOYMENT_DIR")
+    directory = Path(args[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = read_json(directory / "deployment.json")
+    settings = Settings.from_json(record["settings_json"])
+    config = {**record["extra"], "reference": record["reference"], "settings_json": record["settings_json"]}
+
+    import uvicorn
+
+    # Bind before anything starts, so that a taken port fails the deploy with nothing left running.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", int(config["port"])))
+    except OSError as exc:
+        sys.exit(f"Cannot listen on 127.0.0.1:{config['port']}: {exc.strerror}; choose another port.")
+    launcher = ProcessLauncher(config, sys.stderr)
+    scaler = Scaler(launcher, settings, directory / "state.json")
+    app = FrontDoor(scaler, start_at_launch=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=int(config["port"]), access_log=False, log_level="info", lifespan="on")
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

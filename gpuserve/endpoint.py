@@ -1,0 +1,107 @@
+"""The ``Endpoint`` base class that users subclass."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+from .envvars import VOLUME_PATHS_ENV
+from .errors import ConfigError
+from .gpus import GPU
+from .settings import SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
+
+
+
+class Endpoint:
+    """A model served over HTTP: subclass it, load weights in ``setup``, answer in ``predict``.
+
+    Example::
+
+        class Echo(gpuserve.Endpoint):
+            gpu = "L4"
+            scaling = gpuserve.Scaling(idle_timeout=120)
+
+            def setup(self) -> None:
+                self.prefix = "echo: "
+
+            def predict(self, text: str, times: int = 1) -> str:
+                return self.prefix + text * times
+
+    The inputs of ``predict`` become the JSON fields of a request, validated against its type
+    hints. Class attributes declare the deployment settings; ``gpuserve.deploy`` can override each.
+    """
+
+    #: GPU per instance: None for CPU only, a name such as "L4", "H100:2", or ``GPU("H100", 2)``.
+    gpu: ClassVar[str | GPU | None] = None
+    #: Image contents: python and system packages, base image, environment.
+    image: ClassVar[Image] = Image()
+    #: Mount path -> ``Volume``, for example ``{"/models": Volume(name="weights")}``.
+    volumes: ClassVar[Mapping[str, Volume]] = {}
+    #: Names of secrets, read from the deployer's environment or the provider's secret store.
+    secrets: ClassVar[Sequence[str]] = ()
+    #: Instance counts, idle timeout and per-instance concurrency.
+    scaling: ClassVar[Scaling] = Scaling()
+    #: Seconds one request may run.
+    timeout: ClassVar[float] = 300.0
+    #: Seconds ``setup`` may take.
+    setup_timeout: ClassVar[float] = 600.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.deployment_settings()
+        if cls.predict is not Endpoint.predict:
+            check_predict_signature(cls)
+
+    def setup(self) -> None:
+        """Load weights and other state once per instance, before it serves requests."""
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """Answer one request; subclasses declare their inputs as typed parameters."""
+        raise NotImplementedError(f"{type(self).__name__} must define predict(self, ...).")
+
+    @classmethod
+    def deployment_settings(cls, **overrides: Any) -> Settings:
+        """Return the validated settings of this class, with ``overrides`` applied."""
+        values = {name: getattr(cls, name) for name in SETTING_NAMES}
+        values.update(overrides)
+        try:
+            return build_settings(values)
+        except ConfigError as exc:
+            raise ConfigError(f"{cls.__name__}: {exc}") from None
+
+    def volume_path(self, mount_path: str) -> Path:
+        """Return where the volume mounted at ``mount_path`` is on this instance.
+
+        In containers that is ``mount_path`` itself; the local backend maps volumes to
+        directories on the host, so code should open files through this method.
+        """
+        mapping = json.loads(os.environ.get(VOLUME_PATHS_ENV, "{}"))
+        return Path(mapping.get(mount_path.rstrip("/") or "/", mount_path))
+
+
+def check_predict_signature(cls: type[Endpoint]) -> None:
+    """Reject ``predict`` signatures that cannot map to named JSON fields."""
+    signature = inspect.signature(cls.predict)
+    for parameter in list(signature.parameters.values())[1:]:
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise ConfigError(
+                f"{cls.__name__}.predict takes {parameter}; declare each input as a named parameter, "
+                "for example predict(self, text: str, top_k: int = 5)."
+            )
+        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise ConfigError(
+                f"{cls.__name__}.predict has the positional-only parameter {parameter.name!r}; "
+                "inputs arrive by name, so remove the '/' from the signature."
+            )
+
+
+_NAME_PART = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def default_name(cls: type) -> str:
+    """Derive a deployment name from a class name: ``TextEmbed`` becomes ``text-embed``."""
+    return _NAME_PART.sub("-", cls.__name__).lower().replace("_", "-")

@@ -1,0 +1,71 @@
+"""Start the serving runtime: ``python -m gpuserve.runtime module:Class [serve] [--host H] [--port P]``.
+
+The port comes from ``--port``, else ``$PORT`` (Cloud Run, Modal), else 8080. The trailing
+``serve`` argument is what SageMaker appends when it starts a container; SageMaker requires
+port 8080 unless it sets ``SAGEMAKER_BIND_TO_PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from ..envvars import PARENT_PID_ENV, SETTINGS_ENV
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m gpuserve.runtime", description=__doc__.splitlines()[0])
+    parser.add_argument("endpoint", help="the endpoint class, as module:Class or path/to/file.py:Class")
+    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker's start argument")
+    parser.add_argument("--host", default=os.environ.get("GPUSERVE_HOST", "0.0.0.0"), help="address to bind")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on")
+    return parser.parse_args(argv)
+
+
+def _choose_port(args: argparse.Namespace) -> int:
+    if args.port is not None:
+        return int(args.port)
+    if args.command == "serve":
+        return int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    return int(os.environ.get("PORT", "8080"))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Stop this server when the process that started it is gone, so no worker is orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        logging.getLogger("gpuserve.runtime").warning("Parent process %d exited; shutting down.", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="gpuserve-parent-watch", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import uvicorn
+
+    from ..settings import Settings
+    from .app import create_app
+    from .host import EndpointHost
+
+    settings_json = os.environ.get(SETTINGS_ENV)
+    settings = Settings.from_json(settings_json) if settings_json else None
+    if os.environ.get(PARENT_PID_ENV):
+        _exit_with_parent(int(os.environ[PARENT_PID_ENV]))
+
+    host = EndpointHost(args.endpoint, settings)
+    app = create_app(host)
+    uvicorn.run(app, host=args.host, port=_choose_port(args), access_log=False, log_level="info", timeout_graceful_shutdown=30)
+
+
+if __name__ == "__main__":
+    main()

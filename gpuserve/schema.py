@@ -1,0 +1,49 @@
+"""Input and output schemas derived from ``predict``'s signature, with pydantic."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any, Callable
+
+import pydantic
+
+from .errors import ConfigError
+
+
+class _InputBase(pydantic.BaseModel):
+    # Unknown fields are rejected so that a typo in a field name fails loudly instead of
+    # silently falling back to the parameter's default.
+    model_config = pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+
+
+def build_input_model(cls: type, method: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    """Build the pydantic model of ``method``'s parameters (``self`` excluded)."""
+    try:
+        hints = typing.get_type_hints(method, include_extras=True)
+    except Exception as exc:  # a NameError or TypeError from the user's annotations
+        raise ConfigError(f"Cannot read the type hints of {cls.__name__}.predict: {exc}") from exc
+
+    field_definitions: dict[str, Any] = {}
+    for parameter in list(inspect.signature(method).parameters.values())[1:]:
+        annotation = hints.get(parameter.name, Any)
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        field_definitions[parameter.name] = (annotation, default)
+    try:
+        return pydantic.create_model(f"{cls.__name__}Input", __base__=_InputBase, **field_definitions)
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
+        raise ConfigError(
+            f"{cls.__name__}.predict has an input type pydantic cannot validate: {exc}. "
+            "Use JSON types (str, int, float, bool, list, dict), Literal, Enum or a pydantic model."
+        ) from exc
+
+
+def output_schema(method: Callable[..., Any]) -> dict[str, Any]:
+    """Return the JSON Schema of ``method``'s return annotation, or ``{}`` when it has none usable."""
+    try:
+        annotation = typing.get_type_hints(method, include_extras=True).get("return", Any)
+        if annotation is Any or annotation is None:
+            return {}
+        return pydantic.TypeAdapter(annotation).json_schema()
+    except Exception:  # NOTE: an output type without a JSON Schema (a numpy array) still serves.
+        return {}
