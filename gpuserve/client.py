@@ -66,6 +66,16 @@ def _raise_for(response: httpx.Response, body: Any) -> None:
     raise error_class(message, status_code=status, body=body)
 
 
+def read_output(response: httpx.Response) -> Any:
+    """Return the output of a predict response, or raise the ``ClientError`` subclass for its status."""
+    body = _decode(response)
+    if response.status_code != 200:
+        _raise_for(response, body)
+    if not isinstance(body, dict) or "output" not in body:
+        raise ClientError(f"The endpoint returned 200 without an output: {response.text[:200]!r}", 200, body)
+    return body["output"]
+
+
 class _Retry:
     """Backoff state for one call: waits grow from 0.1 s to 2 s and stop at the deadline."""
 
@@ -107,14 +117,9 @@ class _BaseClient:
     def _output(self, response: httpx.Response, retry: _Retry) -> tuple[bool, Any, float]:
         """Interpret a predict response: (done, output, delay before the next attempt)."""
         body = _decode(response)
-        if response.status_code == 200:
-            if not isinstance(body, dict) or "output" not in body:
-                raise ClientError(f"The endpoint returned 200 without an output: {response.text[:200]!r}", 200, body)
-            return True, body["output"], 0.0
-        if _is_starting(response, body):
+        if response.status_code != 200 and _is_starting(response, body):
             return False, None, retry.next_delay(f"HTTP {response.status_code}", response.headers.get("Retry-After"))
-        _raise_for(response, body)
-        raise AssertionError("unreachable")
+        return True, read_output(response), 0.0
 
 
 class Client(_BaseClient):

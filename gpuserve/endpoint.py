@@ -79,7 +79,9 @@ class Endpoint:
         In containers that is ``mount_path`` itself; the local backend maps volumes to
         directories on the host, so code should open files through this method.
         """
-        mapping = json.loads(os.environ.get(VOLUME_PATHS_ENV, "{}"))
+        mapping = getattr(self, "_gpuserve_volume_paths", None)
+        if mapping is None:
+            mapping = json.loads(os.environ.get(VOLUME_PATHS_ENV, "{}"))
         return Path(mapping.get(mount_path.rstrip("/") or "/", mount_path))
 
 

@@ -24,7 +24,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker's start argument")
     parser.add_argument("--host", default=os.environ.get("GPUSERVE_HOST", "0.0.0.0"), help="address to bind")
     parser.add_argument("--port", type=int, default=None, help="port to listen on")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def _choose_port(args: argparse.Namespace) -> int:

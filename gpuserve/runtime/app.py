@@ -63,8 +63,8 @@ def create_app(host: EndpointHost, *, start_setup: bool = True) -> Starlette:
             inputs = host.validate(payload)
         except pydantic.ValidationError as exc:
             details = exc.errors(include_url=False, include_context=False, include_input=False)
-            fields = ", ".join(".".join(str(part) for part in error["loc"]) or "body" for error in details)
-            return _error(422, "invalid_input", f"Invalid input: {fields}.", details=details)
+            problems = "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in details)
+            return _error(422, "invalid_input", f"Invalid input: {problems}.", details=details)
         return await _run_predict(host, inputs)
 
     async def health(request: Request) -> Response:

@@ -56,10 +56,12 @@ class EndpointHost:
         self,
         endpoint: type[Endpoint] | str,
         settings: Settings | None = None,
+        volume_paths: dict[str, str] | None = None,
     ) -> None:
         self._reference = endpoint if isinstance(endpoint, str) else None
         self.endpoint_class: type[Endpoint] | None = None if isinstance(endpoint, str) else endpoint
         self._settings_override = settings
+        self._volume_paths = volume_paths
         self.settings: Settings = settings or Settings()
         self.report = StartupReport()
         self.input_model: type[pydantic.BaseModel] | None = None
@@ -135,6 +137,8 @@ class EndpointHost:
     def _create_instance(self) -> Endpoint:
         assert self.endpoint_class is not None
         instance = self.endpoint_class()
+        if self._volume_paths is not None:
+            instance._gpuserve_volume_paths = self._volume_paths  # type: ignore[attr-defined]
         result = instance.setup()
         if inspect.isawaitable(result):
             asyncio.run(_await(result))  # async setup runs on its own loop in this setup thread

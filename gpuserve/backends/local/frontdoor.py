@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("usage: python -m gpuserve.backends.local.frontdoor DEPLOYMENT_DIR")
     directory = Path(args[0])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request is noise
     record = read_json(directory / "deployment.json")
     settings = Settings.from_json(record["settings_json"])
     config = {**record["extra"], "reference": record["reference"], "settings_json": record["settings_json"]}

@@ -162,8 +162,12 @@ class Scaler:
         """Stop the worker after ``idle_timeout`` seconds without requests, unless min_instances keeps it."""
         idle_timeout = self.settings.scaling.idle_timeout
         interval = min(0.25, idle_timeout / 4)
+        written_requests = self.requests
         while True:
             await asyncio.sleep(interval)
+            if self.requests != written_requests:
+                written_requests = self.requests
+                self.write_state()
             if self.phase == READY and self.launcher.exit_code() is not None:
                 self.worker_lost()
             if self.settings.scaling.min_instances > 0:

@@ -1,0 +1,238 @@
+"""The ``gpuserve`` command line: deploy, call, inspect and delete endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+from .errors import GpuserveError
+
+_INPUT_HELP = (
+    "inputs as key=value (a string) or key:=JSON (any JSON value), e.g. text=hello times:=3; "
+    "combined with --data, these win"
+)
+
+
+class Progress:
+    """A one-line status display on a terminal: a spinner, the current step and the elapsed time."""
+
+    _FRAMES = "|/-\\"
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._message = ""
+        self._began = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self._tty:
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+
+    def update(self, message: str) -> None:
+        """Show ``message`` as the current step; without a terminal, print it as a line."""
+        if self._tty:
+            self._stream.write(f"\r\033[K  {message}\n")
+        else:
+            self._stream.write(f"{message}\n")
+        self._message = message
+        self._stream.flush()
+
+    def _spin(self) -> None:
+        frame = 0
+        while not self._stop.wait(0.1):
+            elapsed = time.monotonic() - self._began
+            self._stream.write(f"\r\033[K{self._FRAMES[frame % 4]} {self._message} ({elapsed:.0f} s)")
+            self._stream.flush()
+            frame += 1
+
+
+def parse_inputs(data: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    """Merge a JSON object from ``--data`` with ``key=value`` and ``key:=JSON`` arguments."""
+    inputs: dict[str, Any] = {}
+    if data:
+        try:
+            decoded = json.loads(data)
+        except ValueError as exc:
+            raise GpuserveError(f"--data is not valid JSON ({exc}); pass an object such as '{{\"text\": \"hi\"}}'.") from None
+        if not isinstance(decoded, dict):
+            raise GpuserveError(f"--data must be a JSON object of inputs, got {type(decoded).__name__}; e.g. '{{\"text\": \"hi\"}}'.")
+        inputs.update(decoded)
+    for pair in pairs:
+        key, sep, value = pair.partition(":=")
+        if sep:
+            try:
+                inputs[key] = json.loads(value)
+            except ValueError as exc:
+                raise GpuserveError(f"Invalid JSON in {pair!r} ({exc}); use key=value for plain strings.") from None
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise GpuserveError(f"Invalid input {pair!r}; write key=value or key:=JSON, for example times:=3.")
+        inputs[key] = value
+    return inputs
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from .deploy import deploy
+    from .loader import load_endpoint
+
+    overrides = parse_inputs(None, args.set) if args.set else {}
+    endpoint = load_endpoint(args.endpoint)
+    with Progress() as progress:
+        progress.update(f"Deploying {endpoint.__name__} on the {args.backend} backend")
+        deployment = deploy(endpoint, backend=args.backend, name=args.name, progress=progress.update, **overrides)
+    print(f"Deployed {deployment.name!r} at {deployment.url}")
+    print(f"Call it with: gpuserve predict {deployment.name} --data '{{...}}'")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .deploy import Deployment
+
+    inputs = parse_inputs(args.data, args.inputs)
+    deployment = Deployment.get(args.name)
+    with deployment.client(deadline=args.deadline) as client:
+        output = client.predict(**inputs)
+    print(json.dumps(output, indent=None if args.compact else 2))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .deploy import list_deployments
+
+    deployments = list_deployments()
+    if not deployments:
+        print("No deployments. Create one with: gpuserve deploy FILE.py:Class")
+        return 0
+    print(f"{'NAME':<24} {'BACKEND':<10} {'STATE':<16} URL")
+    for deployment in deployments:
+        try:
+            state = deployment.status().get("state", "unknown")
+        except GpuserveError as exc:
+            state = f"error: {exc}"[:16]
+        print(f"{deployment.name:<24} {deployment.backend:<10} {state:<16} {deployment.url}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .deploy import Deployment
+
+    status = Deployment.get(args.name).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    history = status.pop("cold_start_history", None)
+    for key, value in status.items():
+        print(f"{key + ':':<26} {value}")
+    if history:
+        recent = ", ".join(f"{entry['seconds']:.2f} s" for entry in history[-5:])
+        print(f"{'recent cold starts:':<26} {recent}")
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from .deploy import Deployment
+
+    sys.stdout.write(Deployment.get(args.name).logs(tail=args.tail))
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from .deploy import Deployment
+
+    Deployment.get(args.name).delete()
+    print(f"Deleted {args.name!r}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .runtime.__main__ import main as serve
+
+    serve([args.endpoint, "--host", args.host, "--port", str(args.port)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpuserve", description="Deploy and call scale-to-zero model endpoints.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    deploy = commands.add_parser("deploy", help="deploy an endpoint class and wait until it is ready")
+    deploy.add_argument("endpoint", metavar="MODULE_OR_FILE:CLASS", help="e.g. examples/tiny.py:Echo or myapp.serve:Embed")
+    deploy.add_argument("--backend", default="local", help="where to deploy (default: local)")
+    deploy.add_argument("--name", help="deployment name (default: the class name in kebab case)")
+    deploy.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set idle_timeout:=120 --set gpu=L4")
+    deploy.set_defaults(handler=_cmd_deploy)
+
+    predict = commands.add_parser("predict", help="call a deployment's predict and print the output as JSON")
+    predict.add_argument("name", help="deployment name")
+    predict.add_argument("inputs", nargs="*", metavar="KEY=VALUE", help=_INPUT_HELP)
+    predict.add_argument("--data", "-d", help="inputs as one JSON object")
+    predict.add_argument("--deadline", type=float, default=600.0, help="seconds to wait through a cold start (default: 600)")
+    predict.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    predict.set_defaults(handler=_cmd_predict)
+
+    listing = commands.add_parser("list", help="list deployments and their state")
+    listing.set_defaults(handler=_cmd_list)
+
+    status = commands.add_parser("status", help="show a deployment's state, instances and cold starts")
+    status.add_argument("name", help="deployment name")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_cmd_status)
+
+    logs = commands.add_parser("logs", help="print a deployment's logs")
+    logs.add_argument("name", help="deployment name")
+    logs.add_argument("--tail", type=int, help="print only the last N lines")
+    logs.set_defaults(handler=_cmd_logs)
+
+    delete = commands.add_parser("delete", help="stop a deployment and remove what it created")
+    delete.add_argument("name", help="deployment name")
+    delete.set_defaults(handler=_cmd_delete)
+
+    serve = commands.add_parser("serve", help="run an endpoint in the foreground, for development")
+    serve.add_argument("endpoint", metavar="MODULE_OR_FILE:CLASS")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)")
+    serve.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.handler(args)
+        return code
+    except GpuserveError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {first_line}", file=sys.stderr)
+        traceback = getattr(exc, "traceback", None)
+        if traceback:
+            print(traceback, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
