@@ -45,16 +45,16 @@ from .settings import Image, Scaling, Settings, Volume
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
-    from .deploy import Deployment, deploy, list_deployments
+    from .deployment import Deployment, deploy, list_deployments
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "gpuserve.client",
     "AsyncClient": "gpuserve.client",
-    "deploy": "gpuserve.deploy",
-    "Deployment": "gpuserve.deploy",
-    "list_deployments": "gpuserve.deploy",
+    "deploy": "gpuserve.deployment",
+    "Deployment": "gpuserve.deployment",
+    "list_deployments": "gpuserve.deployment",
 }
 
 

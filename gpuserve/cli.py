@@ -90,7 +90,7 @@ def parse_inputs(data: str | None, pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from .deploy import deploy
+    from .deployment import deploy
     from .loader import load_endpoint
 
     overrides = parse_inputs(None, args.set) if args.set else {}
@@ -104,7 +104,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .deploy import Deployment
+    from .deployment import Deployment
 
     inputs = parse_inputs(args.data, args.inputs)
     deployment = Deployment.get(args.name)
@@ -115,7 +115,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .deploy import list_deployments
+    from .deployment import list_deployments
 
     deployments = list_deployments()
     if not deployments:
@@ -132,7 +132,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .deploy import Deployment
+    from .deployment import Deployment
 
     status = Deployment.get(args.name).status()
     if args.json:
@@ -148,14 +148,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from .deploy import Deployment
+    from .deployment import Deployment
 
     sys.stdout.write(Deployment.get(args.name).logs(tail=args.tail))
     return 0
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    from .deploy import Deployment
+    from .deployment import Deployment
 
     Deployment.get(args.name).delete()
     print(f"Deleted {args.name!r}")

@@ -115,15 +115,24 @@ class LocalBackend(Backend):
             },
         )
         save_record(record)
+        front_door = None
         try:
-            self._start_front_door(record)
-            self._wait_ready(record, spec.settings, progress)
+            front_door = self._start_front_door(record)
+            self._wait_ready(record, front_door, spec.settings, progress)
         except BaseException:
+            if front_door is not None:
+                # Through the Popen handle: right after the start the pid may not show our command line yet.
+                front_door.terminate()
+                try:
+                    front_door.wait(_STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    front_door.kill()
+                    front_door.wait()
             self.delete(record)
             raise
         return record
 
-    def _start_front_door(self, record: DeploymentRecord) -> None:
+    def _start_front_door(self, record: DeploymentRecord) -> subprocess.Popen[bytes]:
         log_path = record.directory / "logs.txt"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -136,13 +145,16 @@ class LocalBackend(Backend):
             )
         record.extra["pid"] = process.pid
         save_record(record)
+        return process
 
-    def _wait_ready(self, record: DeploymentRecord, settings: Settings, progress: ProgressCallback) -> None:
+    def _wait_ready(
+        self, record: DeploymentRecord, front_door: subprocess.Popen[bytes], settings: Settings, progress: ProgressCallback
+    ) -> None:
         deadline = time.monotonic() + settings.setup_timeout + 30
         state_path = record.directory / "state.json"
         last_step = None
         while time.monotonic() < deadline:
-            if not _pid_alive(record.extra["pid"], _FRONT_DOOR_MODULE):
+            if front_door.poll() is not None:
                 raise DeployError(f"The local server of {record.name!r} exited during the deploy:\n{self.logs(record, 20)}")
             state = read_json(state_path) if state_path.exists() else {}
             phase = state.get("phase")
