@@ -57,7 +57,9 @@ class Embed(gpuserve.Endpoint):
         texts: Annotated[list[str], Field(min_length=1, max_length=256, description="Sentences to embed.")],
     ) -> list[list[float]]:
         torch = self.torch
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt").to(
+            self.device
+        )
         with torch.inference_mode():
             tokens = self.model(**batch).last_hidden_state
         # Mean pooling over real tokens (padding masked out), then L2 normalization, as the model card does.
@@ -67,7 +69,7 @@ class Embed(gpuserve.Endpoint):
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))  # the vectors are normalized
+    return sum(x * y for x, y in zip(a, b, strict=True))  # the vectors are normalized
 
 
 def main() -> None:
@@ -81,7 +83,7 @@ def main() -> None:
     try:
         vectors = deployment.predict(texts=sentences)
         print(f"\nEmbedded {len(vectors)} sentences into {len(vectors[0])} dimensions.")
-        for sentence, vector in zip(sentences, vectors):
+        for sentence, vector in zip(sentences, vectors, strict=True):
             print(f"  {sentence!r}: [{', '.join(f'{x:+.4f}' for x in vector[:4])}, ...]")
         similar = _cosine(vectors[0], vectors[1])
         unrelated = _cosine(vectors[0], vectors[2])

@@ -9,7 +9,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import GpuserveError
 
@@ -70,9 +71,13 @@ def parse_inputs(data: str | None, pairs: Sequence[str]) -> dict[str, Any]:
         try:
             decoded = json.loads(data)
         except ValueError as exc:
-            raise GpuserveError(f"--data is not valid JSON ({exc}); pass an object such as '{{\"text\": \"hi\"}}'.") from None
+            raise GpuserveError(
+                f'--data is not valid JSON ({exc}); pass an object such as \'{{"text": "hi"}}\'.'
+            ) from None
         if not isinstance(decoded, dict):
-            raise GpuserveError(f"--data must be a JSON object of inputs, got {type(decoded).__name__}; e.g. '{{\"text\": \"hi\"}}'.")
+            raise GpuserveError(
+                f'--data must be a JSON object of inputs, got {type(decoded).__name__}; e.g. \'{{"text": "hi"}}\'.'
+            )
         inputs.update(decoded)
     for pair in pairs:
         key, sep, value = pair.partition(":=")
@@ -175,18 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     deploy = commands.add_parser("deploy", help="deploy an endpoint class and wait until it is ready")
-    deploy.add_argument("endpoint", metavar="MODULE_OR_FILE:CLASS", help="e.g. examples/tiny.py:Echo or myapp.serve:Embed")
+    deploy.add_argument(
+        "endpoint", metavar="MODULE_OR_FILE:CLASS", help="e.g. examples/tiny.py:Echo or myapp.serve:Embed"
+    )
     deploy.add_argument("--backend", default="local", help="where to deploy (default: local)")
     deploy.add_argument("--name", help="deployment name (default: the class name in kebab case)")
-    deploy.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set idle_timeout:=120 --set gpu=L4")
+    deploy.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set idle_timeout:=120 --set gpu=L4",
+    )
     deploy.set_defaults(handler=_cmd_deploy)
 
     predict = commands.add_parser("predict", help="call a deployment's predict and print the output as JSON")
     predict.add_argument("name", help="deployment name")
     predict.add_argument("inputs", nargs="*", metavar="KEY=VALUE", help=_INPUT_HELP)
     predict.add_argument("--data", "-d", help="inputs as one JSON object")
-    predict.add_argument("--deadline", type=float, default=600.0, help="seconds to wait through a cold start (default: 600)")
+    predict.add_argument(
+        "--deadline", type=float, default=600.0, help="seconds to wait through a cold start (default: 600)"
+    )
     predict.add_argument("--compact", action="store_true", help="print the JSON on one line")
     predict.set_defaults(handler=_cmd_predict)
 
@@ -210,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run an endpoint in the foreground, for development")
     serve.add_argument("endpoint", metavar="MODULE_OR_FILE:CLASS")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)")
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)"
+    )
     serve.set_defaults(handler=_cmd_serve)
     return parser
 

@@ -104,9 +104,13 @@ class _Retry:
 
 
 class _BaseClient:
-    def __init__(self, url: str, token: str | None, timeout: float, deadline: float, headers: dict[str, str] | None) -> None:
+    def __init__(
+        self, url: str, token: str | None, timeout: float, deadline: float, headers: dict[str, str] | None
+    ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"Invalid endpoint URL {url!r}; use an http:// or https:// URL such as http://127.0.0.1:8080.")
+            raise ValueError(
+                f"Invalid endpoint URL {url!r}; use an http:// or https:// URL such as http://127.0.0.1:8080."
+            )
         self.url = url.rstrip("/")
         self.deadline = deadline
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -153,7 +157,9 @@ class Client(_BaseClient):
         retry = _Retry(self.deadline)
         while True:
             try:
-                response = self._http.post(f"{self.url}/predict", content=content, headers={"Content-Type": "application/json"})
+                response = self._http.post(
+                    f"{self.url}/predict", content=content, headers={"Content-Type": "application/json"}
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 time.sleep(retry.next_delay(f"connection failed: {exc}"))
                 continue

@@ -84,7 +84,9 @@ def _find_unencodable(value: Any, path: str, depth: int) -> tuple[str, str] | No
     if value is None or isinstance(value, (str, bool, int)):
         return None
     if isinstance(value, float):
-        return None if math.isfinite(value) else (path, f"is {value}, which JSON cannot represent; return None instead.")
+        return (
+            None if math.isfinite(value) else (path, f"is {value}, which JSON cannot represent; return None instead.")
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, (str, int, float, bool)) and key is not None:

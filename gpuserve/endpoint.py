@@ -6,14 +6,14 @@ import inspect
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from .envvars import VOLUME_PATHS_ENV
 from .errors import ConfigError
 from .gpus import GPU
 from .settings import SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
-
 
 
 class Endpoint:

@@ -52,7 +52,9 @@ def _import_module(name: str) -> object:
 def _import_file(path_text: str) -> object:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
-        raise EndpointLoadError(f"File {path_text!r} not found; give the path of the Python file that defines the endpoint.")
+        raise EndpointLoadError(
+            f"File {path_text!r} not found; give the path of the Python file that defines the endpoint."
+        )
     module_name = path.stem
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .gpus import GPU, parse_gpu
@@ -70,7 +71,9 @@ class Image:
             if not _DEBIAN_PACKAGE.match(package):
                 raise ConfigError(f"Invalid system package {package!r}; use a Debian package name such as 'ffmpeg'.")
         if self.base_image is not None and (not isinstance(self.base_image, str) or not self.base_image.strip()):
-            raise ConfigError(f"Invalid base_image {self.base_image!r}; use an image reference such as 'python:3.11-slim'.")
+            raise ConfigError(
+                f"Invalid base_image {self.base_image!r}; use an image reference such as 'python:3.11-slim'."
+            )
         if not isinstance(self.env, Mapping):
             raise ConfigError(f"Invalid image env {self.env!r}; use a dict such as {{'HF_HOME': '/models'}}.")
         for key, value in self.env.items():
@@ -194,16 +197,20 @@ _SCALING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Scaling))
 
 def _check_volumes(volumes: object) -> dict[str, Volume]:
     if not isinstance(volumes, Mapping):
-        raise ConfigError(f"Invalid volumes {volumes!r}; use a dict of mount path to Volume, e.g. {{'/models': Volume(name='w')}}.")
+        raise ConfigError(
+            f"Invalid volumes {volumes!r}; use a dict of mount path to Volume, e.g. {{'/models': Volume(name='w')}}."
+        )
     checked: dict[str, Volume] = {}
     for path, volume in volumes.items():
         if not isinstance(path, str) or not path.startswith("/") or posixpath.normpath(path) in ("/", "//"):
             raise ConfigError(f"Invalid mount path {path!r}; use an absolute path below the root, such as '/models'.")
         if not isinstance(volume, Volume):
-            raise ConfigError(f"Invalid volume for {path!r}: {volume!r}; use Volume(name=...) or Volume(local_dir=...).")
+            raise ConfigError(
+                f"Invalid volume for {path!r}: {volume!r}; use Volume(name=...) or Volume(local_dir=...)."
+            )
         checked[posixpath.normpath(path)] = volume
     paths = sorted(checked)
-    for parent, child in zip(paths, paths[1:]):
+    for parent, child in zip(paths, paths[1:], strict=False):
         if child.startswith(parent + "/"):
             raise ConfigError(f"Mount paths {parent!r} and {child!r} overlap; mount volumes at separate paths.")
     return checked

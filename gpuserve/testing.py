@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.testclient import TestClient
 
 from .client import read_output
@@ -69,15 +68,19 @@ class EndpointTestClient:
     def http(self) -> TestClient:
         """The underlying Starlette test client, for raw requests."""
         if self._client is None:
-            raise RuntimeError("Use EndpointTestClient as a context manager: with EndpointTestClient(Cls) as client: ...")
+            raise RuntimeError(
+                "Use EndpointTestClient as a context manager: with EndpointTestClient(Cls) as client: ..."
+            )
         return self._client
 
     def predict(self, **inputs: Any) -> Any:
         """Call predict with ``inputs`` and return its output; errors raise like ``gpuserve.Client``."""
-        return read_output(self.http.post("/predict", json=inputs))
+        response: Any = self.http.post("/predict", json=inputs)
+        return read_output(response)
 
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+    # Starlette's TestClient returns its own httpx-compatible responses, hence Any.
+    def post(self, path: str, **kwargs: Any) -> Any:
         return self.http.post(path, **kwargs)
 
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+    def get(self, path: str, **kwargs: Any) -> Any:
         return self.http.get(path, **kwargs)

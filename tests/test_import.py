@@ -5,11 +5,26 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["modal", "boto3", "botocore", "google", "docker", "torch", "transformers", "numpy", "uvicorn", "starlette", "httpx", "pydantic"]
+HEAVY = [
+    "modal",
+    "boto3",
+    "botocore",
+    "google",
+    "docker",
+    "torch",
+    "transformers",
+    "numpy",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "pydantic",
+]
 
 
 def _imported_modules(statement: str) -> set[str]:
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True
+    )
     modules = set()
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:

@@ -24,6 +24,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker's start argument")
     parser.add_argument("--host", default=os.environ.get("GPUSERVE_HOST", "0.0.0.0"), help="address to bind")
     parser.add_argument("--port", type=int, default=None, help="port to listen on")
+    parser.add_argument("--fd", type=int, default=None, help="listen on this inherited, bound socket instead")
     return parser.parse_intermixed_args(argv)
 
 
@@ -64,7 +65,12 @@ def main(argv: list[str] | None = None) -> None:
 
     host = EndpointHost(args.endpoint, settings)
     app = create_app(host)
-    uvicorn.run(app, host=args.host, port=_choose_port(args), access_log=False, log_level="info", timeout_graceful_shutdown=30)
+    options = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 30}
+    if args.fd is not None:
+        # A supervisor bound the socket and passed it on, so no other process can take the port in between.
+        uvicorn.run(app, fd=args.fd, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(app, host=args.host, port=_choose_port(args), **options)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

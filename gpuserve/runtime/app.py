@@ -14,7 +14,8 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pydantic
 from starlette.applications import Starlette
@@ -42,7 +43,9 @@ def _not_ready(host: EndpointHost) -> Response:
     if report.phase == FAILED:
         return _error(503, "setup_failed", f"Setup failed: {report.error}", phase=FAILED)
     if report.phase == STARTING:
-        return _error(503, "starting", f"The endpoint is starting ({report.step}).", {"Retry-After": "1"}, phase=STARTING)
+        return _error(
+            503, "starting", f"The endpoint is starting ({report.step}).", {"Retry-After": "1"}, phase=STARTING
+        )
     return _error(503, "stopping", "The endpoint is shutting down.", phase=report.phase)
 
 

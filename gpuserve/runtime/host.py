@@ -8,9 +8,10 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pydantic
 
@@ -139,7 +140,8 @@ class EndpointHost:
         instance = self.endpoint_class()
         if self._volume_paths is not None:
             instance._gpuserve_volume_paths = self._volume_paths  # type: ignore[attr-defined]
-        result = instance.setup()
+        setup: Callable[[], Any] = instance.setup  # an async def setup returns a coroutine
+        result = setup()
         if inspect.isawaitable(result):
             asyncio.run(_await(result))  # async setup runs on its own loop in this setup thread
         return instance

@@ -36,7 +36,11 @@ def build_openapi(host: EndpointHost) -> dict[str, Any]:
     input_schema = host.input_model.model_json_schema(ref_template="#/components/schemas/{model}")
     components = input_schema.pop("$defs", {})
     components[host.input_model.__name__] = input_schema
-    output = {"type": "object", "properties": {"output": output_schema(host.endpoint_class.predict)}, "required": ["output"]}
+    output = {
+        "type": "object",
+        "properties": {"output": output_schema(host.endpoint_class.predict)},
+        "required": ["output"],
+    }
     components["Error"] = _ERROR_SCHEMA
 
     error_ref = {"$ref": "#/components/schemas/Error"}

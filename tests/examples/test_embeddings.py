@@ -50,8 +50,12 @@ def test_similar_sentences_score_higher(client: EndpointTestClient) -> None:
 
 
 def test_matches_sentence_transformers(client: EndpointTestClient) -> None:
-    sentence_transformers = pytest.importorskip("sentence_transformers", reason="reference implementation not installed")
-    reference = sentence_transformers.SentenceTransformer(_model_dir(), device="cpu").encode(SENTENCES, normalize_embeddings=True)
+    sentence_transformers = pytest.importorskip(
+        "sentence_transformers", reason="reference implementation not installed"
+    )
+    reference = sentence_transformers.SentenceTransformer(_model_dir(), device="cpu").encode(
+        SENTENCES, normalize_embeddings=True
+    )
     vectors = client.predict(texts=SENTENCES)
     for ours, theirs in zip(vectors, reference.tolist()):
         assert max(abs(a - b) for a, b in zip(ours, theirs)) < 1e-4

@@ -14,7 +14,9 @@ from ..conftest import RuntimeServer, ServeFactory, launch_runtime
 
 @pytest.fixture(scope="module")
 def typed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = launch_runtime("tests/endpoints/typed.py:Typed", tmp_path_factory.mktemp("typed") / "log", env={"GPUSERVE_HOME": ""})
+    server = launch_runtime(
+        "tests/endpoints/typed.py:Typed", tmp_path_factory.mktemp("typed") / "log", env={"GPUSERVE_HOME": ""}
+    )
     assert server.wait_ready().status_code == 200, server.log()
     yield server.url
     server.stop()
@@ -22,7 +24,9 @@ def typed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def raising_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = launch_runtime("tests/endpoints/raising.py:Raising", tmp_path_factory.mktemp("raising") / "log", env={"GPUSERVE_HOME": ""})
+    server = launch_runtime(
+        "tests/endpoints/raising.py:Raising", tmp_path_factory.mktemp("raising") / "log", env={"GPUSERVE_HOME": ""}
+    )
     assert server.wait_ready().status_code == 200, server.log()
     yield server.url
     server.stop()

@@ -12,7 +12,9 @@ from ..conftest import launch_runtime
 
 @pytest.fixture(scope="module")
 def outputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = launch_runtime("tests/endpoints/outputs.py:Outputs", tmp_path_factory.mktemp("outputs") / "log", env={"GPUSERVE_HOME": ""})
+    server = launch_runtime(
+        "tests/endpoints/outputs.py:Outputs", tmp_path_factory.mktemp("outputs") / "log", env={"GPUSERVE_HOME": ""}
+    )
     assert server.wait_ready().status_code == 200, server.log()
     yield server.url
     server.stop()

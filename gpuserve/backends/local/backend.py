@@ -15,7 +15,6 @@ from ...errors import ConfigError, DeployError, SetupFailedError
 from ...settings import Settings
 from ...state import DeploymentRecord, deployment_dir, read_json, remove_record, save_record, state_home
 from ..base import Backend, DeploySpec, ProgressCallback
-from .process import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -90,24 +89,25 @@ class LocalBackend(Backend):
         if spec.settings.gpu is not None:
             logger.info("The local backend ignores gpu=%s; the endpoint sees this machine's devices", spec.settings.gpu)
         if spec.settings.scaling.max_instances > 1:
-            logger.info("The local backend runs one instance; max_instances=%d applies on other backends",
-                        spec.settings.scaling.max_instances)
+            logger.info(
+                "The local backend runs one instance; max_instances=%d applies on other backends",
+                spec.settings.scaling.max_instances,
+            )
 
         existing = deployment_dir(spec.name) / "deployment.json"
         if existing.exists():
             progress(f"Replacing the existing deployment {spec.name!r}")
             self.delete(DeploymentRecord(**read_json(existing)))
 
-        port = free_port()
         record = DeploymentRecord(
             name=spec.name,
             backend=self.name,
             reference=spec.reference,
-            url=f"http://127.0.0.1:{port}",
+            url="",  # known once the front door has bound a free port
+
             settings_json=spec.settings.to_json(),
             created_at=time.time(),
             extra={
-                "port": port,
                 "python": sys.executable,
                 "project_dir": str(spec.project_dir),
                 "pythonpath": _user_pythonpath(),
@@ -148,16 +148,25 @@ class LocalBackend(Backend):
         return process
 
     def _wait_ready(
-        self, record: DeploymentRecord, front_door: subprocess.Popen[bytes], settings: Settings, progress: ProgressCallback
+        self,
+        record: DeploymentRecord,
+        front_door: subprocess.Popen[bytes],
+        settings: Settings,
+        progress: ProgressCallback,
     ) -> None:
         deadline = time.monotonic() + settings.setup_timeout + 30
         state_path = record.directory / "state.json"
         last_step = None
         while time.monotonic() < deadline:
             if front_door.poll() is not None:
-                raise DeployError(f"The local server of {record.name!r} exited during the deploy:\n{self.logs(record, 20)}")
+                raise DeployError(
+                    f"The local server of {record.name!r} exited during the deploy:\n{self.logs(record, 20)}"
+                )
             state = read_json(state_path) if state_path.exists() else {}
             phase = state.get("phase")
+            if state.get("url") and not record.url:
+                record.url = state["url"]
+                save_record(record)
             if phase == "ready":
                 progress(f"Ready at {record.url} (cold start {state['cold_starts'][-1]['seconds']:.2f} s)")
                 return
@@ -167,7 +176,9 @@ class LocalBackend(Backend):
                     traceback=self._setup_traceback(record),
                 )
             if phase != last_step:
-                progress("Starting the worker and running setup" if phase == "starting" else "Starting the local server")
+                progress(
+                    "Starting the worker and running setup" if phase == "starting" else "Starting the local server"
+                )
                 last_step = phase
             time.sleep(0.05)
         raise DeployError(f"{record.name} did not become ready within {settings.setup_timeout + 30:g} s.")
@@ -208,13 +219,13 @@ class LocalBackend(Backend):
 
     def delete(self, record: DeploymentRecord) -> None:
         pid = record.extra.get("pid")
-        if _pid_alive(pid, _FRONT_DOOR_MODULE):
+        if pid and _pid_alive(pid, _FRONT_DOOR_MODULE):
             os.kill(pid, signal.SIGTERM)
             self._wait_exit(pid, _FRONT_DOOR_MODULE)
         # The worker stops with its front door; this covers a front door that was killed outright.
         state_path = record.directory / "state.json"
         worker_pid = read_json(state_path).get("worker_pid") if state_path.exists() else None
-        if _pid_alive(worker_pid, "gpuserve.runtime"):
+        if worker_pid and _pid_alive(worker_pid, "gpuserve.runtime"):
             os.kill(worker_pid, signal.SIGTERM)
             self._wait_exit(worker_pid, "gpuserve.runtime")
         remove_record(record.name)

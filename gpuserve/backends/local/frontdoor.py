@@ -13,8 +13,9 @@ import json
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -30,7 +31,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Hop-by-hop headers are meaningful for one connection only (RFC 9110, section 7.6.1).
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host", b"content-length"}
+_HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"upgrade",
+    b"te",
+    b"trailer",
+    b"host",
+    b"content-length",
+}
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -88,7 +98,9 @@ class FrontDoor:
         try:
             worker_url = await self.scaler.acquire()
         except StartFailedError as exc:
-            await _send_json(send, 503, {"error": {"code": "setup_failed", "message": f"Setup failed: {exc}", "phase": "failed"}})
+            await _send_json(
+                send, 503, {"error": {"code": "setup_failed", "message": f"Setup failed: {exc}", "phase": "failed"}}
+            )
             return
         try:
             await self._proxy(worker_url, scope, body, send)
@@ -104,7 +116,9 @@ class FrontDoor:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             self.scaler.worker_lost()
-            await _send_json(send, 502, {"error": {"code": "worker_unavailable", "message": f"The worker did not answer: {exc}"}})
+            await _send_json(
+                send, 502, {"error": {"code": "worker_unavailable", "message": f"The worker did not answer: {exc}"}}
+            )
             return
         try:
             response_headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
@@ -129,18 +143,17 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    # Bind before anything starts, so that a taken port fails the deploy with nothing left running.
+    # The system picks a free port at bind time; choosing one earlier races with other processes.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", int(config["port"])))
-    except OSError as exc:
-        sys.exit(f"Cannot listen on 127.0.0.1:{config['port']}: {exc.strerror}; choose another port.")
+    sock.bind(("127.0.0.1", 0))
     launcher = ProcessLauncher(config, sys.stderr)
     scaler = Scaler(launcher, settings, directory / "state.json")
+    scaler.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = FrontDoor(scaler, start_at_launch=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=int(config["port"]), access_log=False, log_level="info", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", access_log=False, log_level="info", lifespan="on"
+        )
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

@@ -42,7 +42,9 @@ class ProcessLauncher:
 
     async def start(self) -> str:
         """Start a worker and return its base URL; it answers /health as soon as the port opens."""
-        port = free_port()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
         env = dict(os.environ)
         env[SETTINGS_ENV] = self._config["settings_json"]
         env[PARENT_PID_ENV] = str(os.getpid())
@@ -55,19 +57,19 @@ class ProcessLauncher:
             "-m",
             "gpuserve.runtime",
             self._config["reference"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            "--fd",
+            str(sock.fileno()),
         ]
-        self._process = subprocess.Popen(
-            command,
-            cwd=self._config["project_dir"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        with sock:
+            self._process = subprocess.Popen(
+                command,
+                cwd=self._config["project_dir"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(sock.fileno(),),
+            )
         logger.info("Started worker pid %d on port %d", self._process.pid, port)
         return f"http://127.0.0.1:{port}"
 

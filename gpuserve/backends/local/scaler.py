@@ -32,7 +32,8 @@ MAX_COLD_STARTS = 50
 
 
 class Launcher(Protocol):
-    pid: int | None
+    @property
+    def pid(self) -> int | None: ...
 
     async def start(self) -> str: ...
 
@@ -53,6 +54,8 @@ class Scaler:
         self.settings = settings
         self.state_path = state_path
         self.phase = SCALED_TO_ZERO
+        #: The front door's own URL, which clients call.
+        self.url: str | None = None
         self.worker_url: str | None = None
         self.error: str | None = None
         self.cold_starts: list[dict[str, Any]] = []
@@ -196,6 +199,7 @@ class Scaler:
             self.state_path,
             {
                 "phase": self.phase,
+                "url": self.url,
                 "worker_pid": self.launcher.pid if self.phase in (STARTING, READY) else None,
                 "worker_url": self.worker_url,
                 "error": self.error,

@@ -139,7 +139,9 @@ def test_predict_error_keeps_serving(deployments: list[Deployment]) -> None:
     assert deployment.predict() == "ok"
 
 
-def test_secrets_and_named_volume(deployments: list[Deployment], gpuserve_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_and_named_volume(
+    deployments: list[Deployment], gpuserve_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "s3cr3t-value-1234"
     monkeypatch.setenv("READER_TOKEN", secret)
     deployment = gpuserve.deploy(VolumeReader, name="reader")
@@ -164,7 +166,9 @@ def test_missing_secret_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_local_dir_volume(deployments: list[Deployment], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("READER_TOKEN", "t")
     (tmp_path / "message.txt").write_text("local dir")
-    deployment = gpuserve.deploy(VolumeReader, name="reader-dir", volumes={"/data": gpuserve.Volume(local_dir=str(tmp_path))})
+    deployment = gpuserve.deploy(
+        VolumeReader, name="reader-dir", volumes={"/data": gpuserve.Volume(local_dir=str(tmp_path))}
+    )
     deployments.append(deployment)
     assert deployment.predict()["message"] == "local dir"
 
@@ -261,11 +265,15 @@ def test_async_client_through_front_door(deployments: list[Deployment]) -> None:
     assert deployment.status()["cold_starts"] == 2
 
 
-def test_invalid_input_through_cold_start(deployments: list[Deployment], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_invalid_input_through_cold_start(
+    deployments: list[Deployment], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("READER_TOKEN", "t")
     data = tmp_path / "data"
     data.mkdir()
-    deployment = gpuserve.deploy(VolumeReader, name="reader-gone", idle_timeout=0.5, volumes={"/data": gpuserve.Volume(local_dir=str(data))})
+    deployment = gpuserve.deploy(
+        VolumeReader, name="reader-gone", idle_timeout=0.5, volumes={"/data": gpuserve.Volume(local_dir=str(data))}
+    )
     deployments.append(deployment)
     _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     response = httpx.post(f"{deployment.url}/predict", json={"unknown": 1}, timeout=30)
