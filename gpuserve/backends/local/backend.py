@@ -22,21 +22,24 @@ _FRONT_DOOR_MODULE = "gpuserve.backends.local.frontdoor"
 _STOP_GRACE = 15.0
 
 
-def _pid_alive(pid: int | None, marker: str) -> bool:
-    """True when ``pid`` runs and its command line contains ``marker`` (guards against reused pids)."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return marker.encode() in handle.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
+def _pid_alive(pid: int, marker: str) -> bool:
+    """True when ``pid`` runs and, where /proc exists, its command line contains ``marker``.
+
+    The command-line check guards against a pid that the system reused for another process.
+    """
+    if os.path.isdir("/proc"):
         try:
-            os.kill(pid, 0)
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return marker.encode() in handle.read()
         except OSError:
             return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
 
 
 def _volume_paths(settings: Settings) -> dict[str, str]:
@@ -185,14 +188,20 @@ class LocalBackend(Backend):
 
     def _setup_traceback(self, record: DeploymentRecord) -> str:
         """Return the last traceback in the deployment's log, which is the setup failure's."""
-        text = self.logs(record)
-        start = text.rfind("Traceback (most recent call last)")
-        return text[start:].strip() if start >= 0 else _tail(text, 30)
+        lines = self.logs(record).splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        if not starts:
+            return "\n".join(lines[-30:])
+        # A traceback is its header, indented frame lines, and one unindented line naming the exception.
+        end = starts[-1] + 1
+        while end < len(lines) and lines[end].startswith(" "):
+            end += 1
+        return "\n".join(lines[starts[-1] : end + 1])
 
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
         state_path = record.directory / "state.json"
         state: dict[str, Any] = read_json(state_path) if state_path.exists() else {}
-        alive = _pid_alive(record.extra.get("pid"), _FRONT_DOOR_MODULE)
+        alive = bool(record.extra.get("pid")) and _pid_alive(record.extra["pid"], _FRONT_DOOR_MODULE)
         phase = state.get("phase", "unknown") if alive else "stopped"
         cold_starts = state.get("cold_starts", [])
         return {
