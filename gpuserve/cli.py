@@ -80,17 +80,18 @@ def parse_inputs(data: str | None, pairs: Sequence[str]) -> dict[str, Any]:
             )
         inputs.update(decoded)
     for pair in pairs:
-        key, sep, value = pair.partition(":=")
-        if sep:
+        equals = pair.find("=")
+        if equals <= 0 or (equals == 1 and pair[0] == ":"):
+            raise GpuserveError(f"Invalid input {pair!r}; write key=value or key:=JSON, for example times:=3.")
+        # Whichever separator comes first decides, so "text=a:=b" is the string "a:=b".
+        if pair[equals - 1] == ":":
+            key, value = pair[: equals - 1], pair[equals + 1 :]
             try:
                 inputs[key] = json.loads(value)
             except ValueError as exc:
                 raise GpuserveError(f"Invalid JSON in {pair!r} ({exc}); use key=value for plain strings.") from None
-            continue
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise GpuserveError(f"Invalid input {pair!r}; write key=value or key:=JSON, for example times:=3.")
-        inputs[key] = value
+        else:
+            inputs[pair[:equals]] = pair[equals + 1 :]
     return inputs
 
 
@@ -232,7 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops collecting positional inputs at the first option, so `predict NAME --data {} k=v`
+    # leaves k=v over; inputs may come anywhere, like in HTTPie.
+    if extra and args.command == "predict" and all("=" in item and not item.startswith("-") for item in extra):
+        args.inputs = [*args.inputs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -91,7 +91,9 @@ class _Retry:
         delay = self.delay
         if retry_after is not None and retry_after.replace(".", "", 1).isdigit():
             delay = max(delay, min(float(retry_after), _MAX_DELAY))
-        if remaining <= delay:
+        # The last wait is cut short so that one more attempt happens right at the deadline.
+        delay = min(delay, remaining)
+        if remaining <= 0:
             raise DeadlineExceededError(
                 f"The endpoint was not ready within the deadline of {self.deadline:g} s ({reason}); "
                 "raise the client's deadline for slow cold starts."

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from .envvars import VOLUME_PATHS_ENV
@@ -74,7 +74,7 @@ class Endpoint:
             raise ConfigError(f"{cls.__name__}: {exc}") from None
 
     def volume_path(self, mount_path: str) -> Path:
-        """Return where the volume mounted at ``mount_path`` is on this instance.
+        """Return where ``mount_path`` (a volume's mount path, or a path below it) is on this instance.
 
         In containers that is ``mount_path`` itself; the local backend maps volumes to
         directories on the host, so code should open files through this method.
@@ -82,7 +82,11 @@ class Endpoint:
         mapping = getattr(self, "_gpuserve_volume_paths", None)
         if mapping is None:
             mapping = json.loads(os.environ.get(VOLUME_PATHS_ENV, "{}"))
-        return Path(mapping.get(mount_path.rstrip("/") or "/", mount_path))
+        path = PurePosixPath(mount_path)
+        for mount, directory in mapping.items():
+            if path == PurePosixPath(mount) or PurePosixPath(mount) in path.parents:
+                return Path(directory, path.relative_to(mount))
+        return Path(mount_path)
 
 
 def check_predict_signature(cls: type[Endpoint]) -> None:

@@ -77,6 +77,6 @@ def parse_gpu(value: object) -> GPU | None:
     name, sep, count = value.partition(":")
     if not sep:
         return GPU(name)
-    if not count.strip().isdigit():
+    if not (count.strip().isascii() and count.strip().isdigit()):
         raise ConfigError(f"Invalid GPU count in {value!r}; write NAME:COUNT, for example 'H100:2'.")
     return GPU(name, int(count))

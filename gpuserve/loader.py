@@ -59,6 +59,12 @@ def _import_file(path_text: str) -> object:
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):
         return existing
+    if existing is not None or module_name in sys.stdlib_module_names:
+        # Registering the file under that name would replace the real module for the whole process.
+        raise EndpointLoadError(
+            f"File {path_text!r} has the same name as the module {module_name!r}; rename the file, "
+            f"for example to {module_name}_endpoint.py."
+        )
 
     # The file's directory goes on sys.path so that the endpoint can import its neighbours.
     if str(path.parent) not in sys.path:

@@ -208,11 +208,13 @@ def _check_volumes(volumes: object) -> dict[str, Volume]:
             raise ConfigError(
                 f"Invalid volume for {path!r}: {volume!r}; use Volume(name=...) or Volume(local_dir=...)."
             )
-        checked[posixpath.normpath(path)] = volume
-    paths = sorted(checked)
-    for parent, child in zip(paths, paths[1:], strict=False):
-        if child.startswith(parent + "/"):
-            raise ConfigError(f"Mount paths {parent!r} and {child!r} overlap; mount volumes at separate paths.")
+        normalized = posixpath.normpath(path)
+        if normalized in checked:
+            raise ConfigError(f"Mount path {path!r} is given twice (as {normalized!r}); mount one volume per path.")
+        for other in checked:
+            if normalized.startswith(other + "/") or other.startswith(normalized + "/"):
+                raise ConfigError(f"Mount paths {other!r} and {path!r} overlap; mount volumes at separate paths.")
+        checked[normalized] = volume
     return checked
 
 

@@ -8,7 +8,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import pytest
 import uvicorn
@@ -28,7 +29,7 @@ from gpuserve.errors import (
 )
 
 TOKEN = "secret-token"
-#: 503 answers the "starting" scenario gives before it serves.
+#: Number of 503 responses the "starting" scenario returns before it returns an output.
 STARTING_REPLIES = 3
 FIELD_ERRORS = [{"loc": ["times"], "msg": "Input should be a valid integer", "type": "int_parsing"}]
 
@@ -38,7 +39,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def _reply(scenario: str, request: Request, attempt: int) -> Response:
-    """Answer a predict request the way ``scenario`` says, on its ``attempt``-th request."""
+    """Return the response of ``scenario`` to its ``attempt``-th predict request."""
     if scenario == "ok":
         return JSONResponse({"output": {"inputs": await request.json()}})
     if scenario == "auth":
@@ -66,7 +67,7 @@ async def _reply(scenario: str, request: Request, attempt: int) -> Response:
 
 
 class FakeEndpoint:
-    """A Starlette app served by uvicorn in a thread; each URL from ``url`` counts its own requests."""
+    """A Starlette app served by uvicorn in a thread. Each URL from ``url`` counts its own requests."""
 
     def __init__(self) -> None:
         #: Path prefix of a URL from ``url`` -> the headers of each request it received.

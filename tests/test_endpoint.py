@@ -182,3 +182,13 @@ def test_volume_path_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(VOLUME_PATHS_ENV, raising=False)
 
     assert Echo().volume_path("/models") == Path("/models")
+
+
+def test_volume_path_below_mount(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    class Reader(Endpoint):
+        def predict(self) -> str:
+            return ""
+
+    monkeypatch.setenv("GPUSERVE_VOLUME_PATHS", json.dumps({"/models": str(tmp_path)}))
+    assert Reader().volume_path("/models/llama/config.json") == tmp_path / "llama" / "config.json"
+    assert Reader().volume_path("/models-old/x") == Path("/models-old/x")

@@ -103,10 +103,6 @@ def test_parse_count_out_of_range(value: str) -> None:
         parse_gpu(value)
 
 
-@pytest.mark.xfail(
-    reason="str.isdigit accepts superscript digits, so int() raises a plain ValueError, not ConfigError",
-    strict=True,
-)
 def test_parse_superscript_count() -> None:
     with pytest.raises(ConfigError, match="'H100:²'"):
         parse_gpu("H100:²")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import colorsys
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -14,7 +14,7 @@ from gpuserve import Endpoint
 from gpuserve.errors import EndpointLoadError
 from gpuserve.loader import load_endpoint, reference_of
 
-ENDPOINT_SOURCE = '''
+ENDPOINT_SOURCE = """
 import gpuserve
 
 
@@ -34,7 +34,7 @@ class Plain:
 
 
 NOT_AN_ENDPOINT = 42
-'''
+"""
 
 
 class ModuleLevel(Endpoint):
@@ -188,15 +188,12 @@ def test_failed_import_leaves_no_module(tmp_path: Path) -> None:
     assert path.stem not in sys.modules
 
 
-@pytest.mark.xfail(
-    reason="the file is registered in sys.modules under its stem, replacing the standard library module",
-    strict=True,
-)
 def test_file_keeps_stdlib_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "colorsys", colorsys)
     path = write_module(tmp_path, stem="colorsys")
 
-    load_endpoint(f"{path}:Hello")
+    with pytest.raises(EndpointLoadError, match="rename the file"):
+        load_endpoint(f"{path}:Hello")
 
     assert sys.modules["colorsys"] is colorsys
 
