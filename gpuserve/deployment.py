@@ -82,12 +82,16 @@ def deploy(
     *,
     progress: ProgressCallback | None = None,
     project_dir: str | os.PathLike[str] | None = None,
+    port: int | None = None,
+    keep_image: bool = False,
     **overrides: Any,
 ) -> Deployment:
     """Deploy an endpoint class and return once it is ready to serve.
 
     ``overrides`` replace class settings for this deploy, for example
-    ``deploy(Embed, gpu="L4", idle_timeout=120)``. Setup failures raise ``SetupFailedError``
+    ``deploy(Embed, gpu="L4", idle_timeout=120)``. ``project_dir`` (default: the working directory)
+    is what image-building backends copy into the image; ``port`` fixes the local URL's port on the
+    local and Docker backends; ``keep_image`` keeps the Docker image after a delete. Setup failures raise ``SetupFailedError``
     with the setup traceback, and leave nothing running.
     """
     if not (isinstance(endpoint, type) and issubclass(endpoint, Endpoint)):
@@ -105,11 +109,19 @@ def deploy(
         reference=reference_of(endpoint),
         settings=settings,
         project_dir=Path(project_dir or os.getcwd()).resolve(),
+        port=_check_port(port),
+        keep_image=keep_image,
     )
     logger.info("Deploying %s as %r on the %s backend", endpoint.__name__, name, backend)
     record = chosen.deploy(spec, progress or _log_progress)
     logger.info("Deployed %r at %s", name, record.url)
     return Deployment(record)
+
+
+def _check_port(port: int | None) -> int | None:
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        raise ConfigError(f"Invalid port {port!r}; use a whole number from 1 to 65535, or None for a free port.")
+    return port
 
 
 def list_deployments() -> list[Deployment]:

@@ -8,9 +8,12 @@ Every error the library raises on purpose derives from ``GpuserveError``::
     ├── OutputEncodingError         a predict output cannot be encoded as JSON
     ├── BackendError                a backend failed to deploy, inspect or delete
     │   ├── BackendNotInstalledError    the backend's optional dependency is missing
+    │   ├── BackendUnavailableError     the backend's engine or API cannot be reached
     │   ├── DeploymentNotFoundError     no deployment has that name
     │   ├── DeploymentExistsError       a deployment with that name already runs
     │   └── DeployError                 a deploy did not reach the ready state
+    │       ├── ImageBuildError             a step of the image build failed
+    │       ├── GPUUnavailableError         the engine cannot give the container a GPU
     │       └── SetupFailedError            the endpoint's ``setup`` raised
     └── ClientError                 a request to a deployed endpoint failed
         ├── EndpointConnectionError     the endpoint could not be reached
@@ -53,6 +56,10 @@ class BackendNotInstalledError(BackendError, ImportError):
     """The optional dependency of a backend is not installed."""
 
 
+class BackendUnavailableError(BackendError):
+    """The backend's engine or API cannot be reached."""
+
+
 class DeploymentNotFoundError(BackendError, LookupError):
     """No deployment has the given name."""
 
@@ -63,6 +70,19 @@ class DeploymentExistsError(BackendError):
 
 class DeployError(BackendError):
     """A deploy did not reach the ready state."""
+
+
+class ImageBuildError(DeployError):
+    """A step of the image build failed."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        #: The output of the failing build step.
+        self.output = output
+
+
+class GPUUnavailableError(DeployError):
+    """The engine cannot give the container the requested GPU."""
 
 
 class SetupFailedError(DeployError):

@@ -17,10 +17,11 @@ if TYPE_CHECKING:
 #: Backend name -> "module:Class" of its implementation.
 BACKENDS: dict[str, str] = {
     "local": "gpuserve.backends.local.backend:LocalBackend",
+    "docker": "gpuserve.backends.docker.backend:DockerBackend",
 }
 
 #: Backend name -> the extra that installs its SDK.
-EXTRAS: dict[str, str] = {}
+EXTRAS: dict[str, str] = {"docker": "docker"}
 
 
 def get_backend(name: str) -> Backend:

@@ -27,6 +27,10 @@ class DeploySpec:
     settings: Settings
     #: The user's project directory: the working directory of the server and the build context.
     project_dir: Path
+    #: Port on 127.0.0.1 for backends that serve locally; None picks a free one.
+    port: int | None = None
+    #: Keep the built image when the deployment is deleted (image-building backends).
+    keep_image: bool = False
 
 
 class Backend(ABC):

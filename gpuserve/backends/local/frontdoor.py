@@ -22,7 +22,7 @@ import httpx
 from ...settings import Settings
 from ...state import read_json
 from .process import ProcessLauncher
-from .scaler import Scaler, StartFailedError
+from .scaler import Launcher, Scaler, StartFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,14 @@ class FrontDoor:
             await response.aclose()
 
 
+def _make_launcher(backend: str, config: dict[str, Any]) -> Launcher:
+    if backend == "docker":
+        from ..docker.launcher import DockerLauncher
+
+        return DockerLauncher(config)
+    return ProcessLauncher(config, sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -143,10 +151,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    # The system picks a free port at bind time; choosing one earlier races with other processes.
+    # Port 0 lets the system pick a free port at bind time; choosing one earlier races with other processes.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    launcher = ProcessLauncher(config, sys.stderr)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", int(config.get("port") or 0)))
+    except OSError as exc:
+        sys.exit(f"Cannot listen on 127.0.0.1:{config.get('port')}: {exc.strerror}; choose another port.")
+    launcher = _make_launcher(record["backend"], config)
     scaler = Scaler(launcher, settings, directory / "state.json")
     scaler.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = FrontDoor(scaler, start_at_launch=True)

@@ -1,0 +1,1 @@
+"""The Docker backend and the image builder that the cloud backends share."""
