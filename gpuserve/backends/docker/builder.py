@@ -17,7 +17,7 @@ import gpuserve
 
 from ...errors import ConfigError, ImageBuildError
 from ..base import DeploySpec, ProgressCallback
-from .context import copy_project, copy_tree
+from .context import check_project_dir, copy_project, copy_tree
 from .dockerfile import ImagePlan, choose_base_image, render_dockerfile
 from .engine import labels, translated_errors
 
@@ -80,6 +80,7 @@ def container_reference(spec: DeploySpec) -> tuple[str, tuple[str, ...]]:
 
 
 def _prepare_context(spec: DeploySpec, context: Path, base_image: str) -> ImagePlan:
+    check_project_dir(spec.project_dir)
     reference, pythonpath = container_reference(spec)
     project_bytes = copy_project(spec.project_dir, context / "project")
     logger.info("Build context: %.1f MB of project files", project_bytes / 1e6)

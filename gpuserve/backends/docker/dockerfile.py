@@ -59,9 +59,10 @@ def _quote_env(value: str) -> str:
 def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
     find_links = " ".join(f"--find-links /tmp/gpuserve/wheels/{i}" for i in range(plan.wheel_folders))
     label = f"LABEL gpuserve.deployment={json.dumps(plan.deployment)}"
+    # The deployment label goes at the end of each stage, so that the layers before it are a build
+    # cache shared by every deployment with the same base and packages.
     lines = [
         f"FROM {plan.base_image} AS base",
-        label,
         "ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1",
         # CUDA and other non-Python bases get a Python with venv support from their package manager.
         'RUN python3 -c "import venv, ensurepip" 2>/dev/null || (apt-get update'
@@ -78,7 +79,6 @@ def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
     lines += [
         "",
         "FROM base AS python-packages",
-        label,
     ]
     if plan.wheel_folders:
         lines.append("COPY wheels /tmp/gpuserve/wheels")
@@ -94,9 +94,9 @@ def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
 
     pythonpath = ":".join([SOURCE, *plan.pythonpath])
     lines += [
+        label,
         "",
         "FROM base",
-        label,
         f"COPY --from=python-packages {VENV} {VENV}",
         f"ENV PATH={VENV}/bin:$PATH PYTHONPATH={pythonpath} PORT=8080",
     ]
@@ -107,6 +107,7 @@ def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
         f"WORKDIR {APP}",
         f"COPY project {APP}",
         "EXPOSE 8080",
+        label,
         # SageMaker appends `serve` to the entrypoint; the runtime accepts it and listens on 8080.
         f'ENTRYPOINT ["python3", "-m", "gpuserve.runtime", {json.dumps(plan.reference)}]',
         "",
