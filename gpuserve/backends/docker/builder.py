@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
 
 import gpuserve
 
@@ -24,6 +25,7 @@ from .engine import labels, translated_errors
 logger = logging.getLogger(__name__)
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _OUTPUT_LINES_ON_FAILURE = 40
 
 
@@ -127,20 +129,42 @@ def build_image(client: docker.DockerClient, spec: DeploySpec, progress: Progres
                 labels=labels(spec.name),
                 decode=True,
             )
-            image_id = _follow_build(stream, base_image, progress)
+            layers: list[str] = []
+            try:
+                image_id = _follow_build(stream, base_image, progress, layers)
+            except ImageBuildError:
+                _remove_failed_layers(client, layers)
+                raise
     seconds = time.monotonic() - began
     logger.info("Built %s in %.1f s", tag, seconds)
     return BuiltImage(tag=tag, image_id=image_id, seconds=seconds, base_image=base_image)
 
 
-def _follow_build(stream: object, base_image: str, progress: ProgressCallback) -> str:
-    """Read the engine's build records, report each step, and raise with the failing step's output."""
+def _remove_failed_layers(client: docker.DockerClient, layers: list[str]) -> None:
+    """Remove the untagged layers a failed build left, unless another image still builds on them."""
+    if not layers:
+        return
+    try:
+        client.images.remove(layers[-1])
+    except docker.errors.APIError as exc:
+        logger.debug("Kept layer %s of the failed build: %s", layers[-1], exc)
+
+
+def _follow_build(stream: object, base_image: str, progress: ProgressCallback, layers: list[str]) -> str:
+    """Read the engine's build records, report each step, and raise with the failing step's output.
+
+    ``layers`` receives the id of each layer the build produced, so a failed build can be cleaned up.
+    """
     step = "the first step"
     output: list[str] = []
     image_id = ""
     for record in stream:  # type: ignore[attr-defined]
         if "stream" in record:
             for line in str(record["stream"]).splitlines():
+                layer = _LAYER.match(line.rstrip())
+                if layer:
+                    layers.append(layer.group(1))
+                    continue
                 match = _STEP.match(line.strip())
                 if match:
                     step = f"step {match.group(1)}/{match.group(2)} ({match.group(3)})"

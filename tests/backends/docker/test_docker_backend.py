@@ -174,6 +174,7 @@ def test_failing_build_step_shows_output(base_image: str, docker_client: Any) ->
     assert "pip install" in message
     assert "gpuserve-package-that-does-not-exist" in info.value.output
     assert gpuserve.list_deployments() == []
+    assert docker_client.images.list(filters={"dangling": True}) == []
     assert docker_client.containers.list(all=True, filters={"label": "gpuserve.deployment=dk-badpkg"}) == []
 
 
