@@ -232,7 +232,7 @@ def test_chosen_port(deployments: list[Deployment], base_image: str) -> None:
     assert deployment.predict(text="p") == "p"
 
 
-def test_home_directory_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_home_directory_rejected(docker_client: Any) -> None:
     with pytest.raises(gpuserve.ConfigError, match="home directory"):
         gpuserve.deploy(Echo, backend="docker", name="dk-home", project_dir=Path.home())
     assert gpuserve.list_deployments() == []
