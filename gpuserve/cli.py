@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import GpuserveError
+from .errors import GpuserveError, PredictError
 
 _INPUT_HELP = (
     "inputs as key=value (a string) or key:=JSON (any JSON value), e.g. text=hello times:=3; "
@@ -171,7 +171,7 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.__main__ import main as serve
 
-    serve([args.endpoint, "--host", args.host, "--port", str(args.port)])
+    serve([args.endpoint, "--host", args.host, "--port", str(args.port), "--exit-on-setup-failure"])
     return 0
 
 
@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback = getattr(exc, "traceback", None)
         if traceback:
             print(traceback, file=sys.stderr)
+        if isinstance(exc, PredictError) and args.command == "predict":
+            print(f"The traceback is in the endpoint's log: gpuserve logs {args.name}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

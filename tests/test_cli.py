@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -332,3 +333,15 @@ def test_status_after_delete(echo: Deployed, capsys: pytest.CaptureFixture[str])
 
     assert code == 1
     assert capsys.readouterr().err.startswith(f"error: No deployment named '{echo.name}'")
+
+
+def test_serve_exits_when_setup_fails(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuserve", "serve", "tests/endpoints/failing_setup.py:FailingSetup", "--port", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "weights missing" in result.stderr

@@ -230,3 +230,9 @@ def test_reference_of_local_class() -> None:
 
     assert "inside a function" in str(caught.value)
     assert "module level" in str(caught.value)
+
+
+@pytest.mark.parametrize("reference", ["./echo:Echo", "app/echo:Echo", "../echo:Echo"])
+def test_path_without_py_suffix(reference: str) -> None:
+    with pytest.raises(EndpointLoadError, match=r"\.py:Echo for a file"):
+        load_endpoint(reference)

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 from ..envvars import PARENT_PID_ENV, SETTINGS_ENV
 
@@ -25,6 +26,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GPUSERVE_HOST", "0.0.0.0"), help="address to bind")
     parser.add_argument("--port", type=int, default=None, help="port to listen on")
     parser.add_argument("--fd", type=int, default=None, help="listen on this inherited, bound socket instead")
+    parser.add_argument(
+        "--exit-on-setup-failure",
+        action="store_true",
+        help="exit with code 1 when import or setup fails, instead of serving the failure on /health",
+    )
     return parser.parse_intermixed_args(argv)
 
 
@@ -65,13 +71,22 @@ def main(argv: list[str] | None = None) -> None:
 
     host = EndpointHost(args.endpoint, settings)
     app = create_app(host)
-    options = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 30}
+    options: dict[str, Any] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 30}
     if args.fd is not None:
         # A supervisor bound the socket and passed it on, so no other process can take the port in between.
-        uvicorn.run(app, fd=args.fd, **options)  # type: ignore[arg-type]
+        config = uvicorn.Config(app, fd=args.fd, **options)
     else:
-        uvicorn.run(app, host=args.host, port=_choose_port(args), **options)  # type: ignore[arg-type]
+        config = uvicorn.Config(app, host=args.host, port=_choose_port(args), **options)
+    server = uvicorn.Server(config)
+    if args.exit_on_setup_failure:
 
+        def stop_server() -> None:
+            server.should_exit = True
+
+        host.on_failure = stop_server
+    server.run()
+    if args.exit_on_setup_failure and host.report.error is not None:
+        sys.exit(1)
 
 if __name__ == "__main__":
     main()

@@ -74,6 +74,8 @@ class EndpointHost:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpuserve-predict")
         self._semaphore: asyncio.Semaphore | None = None
         self._ready_event = threading.Event()
+        #: Called on the setup thread after a failed setup; the development server uses it to exit.
+        self.on_failure: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -105,6 +107,8 @@ class EndpointHost:
             self.report.phase = FAILED
             logger.error("Setup of %s failed: %s\n%s", self.name, self.report.error, self.report.traceback)
             self._ready_event.set()
+            if self.on_failure is not None:
+                self.on_failure()
             return
 
         self._instance = instance

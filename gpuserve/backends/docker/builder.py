@@ -110,8 +110,13 @@ def _prepare_context(spec: DeploySpec, context: Path, base_image: str) -> ImageP
     return plan
 
 
-def build_image(client: docker.DockerClient, spec: DeploySpec, progress: ProgressCallback) -> BuiltImage:
-    """Build the endpoint's image and return its tag and id; a failing step raises ``ImageBuildError``."""
+def build_image(
+    client: docker.DockerClient, spec: DeploySpec, progress: ProgressCallback, *, nocache: bool = False
+) -> BuiltImage:
+    """Build the endpoint's image and return its tag and id; a failing step raises ``ImageBuildError``.
+
+    ``nocache`` rebuilds every layer, as ``docker build --no-cache`` does.
+    """
     tag = image_tag(spec.name)
     base_image = choose_base_image(spec.settings)
     began = time.monotonic()
@@ -125,6 +130,7 @@ def build_image(client: docker.DockerClient, spec: DeploySpec, progress: Progres
                 rm=True,
                 forcerm=True,  # remove intermediate containers of failed steps too
                 pull=False,
+                nocache=nocache,
                 network_mode="host",  # the engine runs without a bridge network
                 labels=labels(spec.name),
                 decode=True,

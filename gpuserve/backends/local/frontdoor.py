@@ -99,7 +99,7 @@ class FrontDoor:
             worker_url = await self.scaler.acquire()
         except StartFailedError as exc:
             await _send_json(
-                send, 503, {"error": {"code": "setup_failed", "message": f"Setup failed: {exc}", "phase": "failed"}}
+                send, 503, {"error": {"code": "setup_failed", "message": f"The worker could not start: {exc}", "phase": "failed"}}
             )
             return
         try:
