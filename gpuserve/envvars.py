@@ -8,3 +8,5 @@ SETTINGS_ENV = "GPUSERVE_SETTINGS"
 PARENT_PID_ENV = "GPUSERVE_PARENT_PID"
 #: JSON object of mount path -> directory, for backends that cannot mount at the declared path.
 VOLUME_PATHS_ENV = "GPUSERVE_VOLUME_PATHS"
+#: Bearer token that requests other than health checks must carry; unset means no authentication.
+AUTH_TOKEN_ENV = "GPUSERVE_AUTH_TOKEN"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..encoding import encode_json
+from ..envvars import AUTH_TOKEN_ENV
 from ..errors import OutputEncodingError
 from .host import FAILED, READY, STARTING, EndpointHost, NotReadyError
 from .openapi import build_openapi
@@ -49,10 +52,34 @@ def _not_ready(host: EndpointHost) -> Response:
     return _error(503, "stopping", "The endpoint is shutting down.", phase=report.phase)
 
 
-def create_app(host: EndpointHost, *, start_setup: bool = True) -> Starlette:
-    """Build the ASGI app for ``host``; with ``start_setup`` the app runs setup in the background at startup."""
+def _unauthorized(request: Request, token: str | None) -> Response | None:
+    """Return a 401 response unless the request carries ``token`` as a bearer token (or no token is set)."""
+    if token is None:
+        return None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest takes the same time wherever the strings differ, so timing reveals nothing of the token.
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    return _error(
+        401,
+        "unauthorized",
+        "Missing or invalid bearer token; send the deployment's token as 'Authorization: Bearer TOKEN'.",
+        {"WWW-Authenticate": "Bearer"},
+    )
+
+
+def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | None = None) -> Starlette:
+    """Build the ASGI app for ``host``.
+
+    With ``start_setup`` the app runs setup in the background at startup. With ``token``, every
+    route but /health and /ping requires it as a bearer token; the default reads ``$GPUSERVE_AUTH_TOKEN``.
+    """
+    if token is None:
+        token = os.environ.get(AUTH_TOKEN_ENV) or None
 
     async def predict(request: Request) -> Response:
+        if (denied := _unauthorized(request, token)) is not None:
+            return denied
         if host.phase != READY:
             return _not_ready(host)
         body = await request.body()
@@ -85,6 +112,8 @@ def create_app(host: EndpointHost, *, start_setup: bool = True) -> Starlette:
         return Response(status_code=200 if host.phase == READY else 503)
 
     async def openapi(request: Request) -> Response:
+        if (denied := _unauthorized(request, token)) is not None:
+            return denied
         if host.input_model is None:
             return _not_ready(host)
         return Response(json.dumps(build_openapi(host)), media_type=_JSON)
