@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "local": "gpuserve.backends.local.backend:LocalBackend",
     "docker": "gpuserve.backends.docker.backend:DockerBackend",
+    "modal": "gpuserve.backends.modal.backend:ModalBackend",
 }
 
 #: Backend name -> the extra that installs its SDK.
-EXTRAS: dict[str, str] = {"docker": "docker"}
+EXTRAS: dict[str, str] = {"docker": "docker", "modal": "modal"}
 
 
 def get_backend(name: str) -> Backend:

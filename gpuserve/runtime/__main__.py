@@ -88,5 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.exit_on_setup_failure and host.report.error is not None:
         sys.exit(1)
 
+
 if __name__ == "__main__":
     main()

@@ -158,4 +158,6 @@ class DockerBackend(SupervisedBackend):
             container_logs = container.logs(tail=tail if tail is not None else "all").decode(errors="replace")
         except Exception:  # the engine or the container is gone: the front door's log is all there is
             container_logs = ""
-        return front_door + (f"--- container {record.extra.get('container_name')} ---\n{container_logs}" if container_logs else "")
+        return front_door + (
+            f"--- container {record.extra.get('container_name')} ---\n{container_logs}" if container_logs else ""
+        )

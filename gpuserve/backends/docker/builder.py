@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import re
 import sys
@@ -17,6 +16,7 @@ import docker.errors
 import gpuserve
 
 from ...errors import ConfigError, ImageBuildError
+from ..requirements import gpuserve_requirements
 from ..base import DeploySpec, ProgressCallback
 from .context import check_project_dir, copy_project, copy_tree
 from .dockerfile import ImagePlan, choose_base_image, render_dockerfile
@@ -39,18 +39,6 @@ class BuiltImage:
 
 def image_tag(deployment: str) -> str:
     return f"gpuserve/{deployment}:latest"
-
-
-def _gpuserve_requirements() -> list[str]:
-    """gpuserve's own runtime dependencies, from its installed metadata."""
-    try:
-        requirements = importlib.metadata.requires("gpuserve") or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ConfigError(
-            "gpuserve is imported from a folder that pip did not install, so its dependencies are unknown; "
-            "install it with pip install -e . (or a wheel) before building images."
-        ) from exc
-    return [requirement for requirement in requirements if "extra ==" not in requirement]
 
 
 def container_reference(spec: DeploySpec) -> tuple[str, tuple[str, ...]]:
@@ -88,7 +76,7 @@ def _prepare_context(spec: DeploySpec, context: Path, base_image: str) -> ImageP
     logger.info("Build context: %.1f MB of project files", project_bytes / 1e6)
 
     copy_tree(Path(gpuserve.__file__).parent, context / "gpuserve-src" / "gpuserve")
-    (context / "gpuserve-requirements.txt").write_text("\n".join(_gpuserve_requirements()) + "\n")
+    (context / "gpuserve-requirements.txt").write_text("\n".join(gpuserve_requirements()) + "\n")
     packages = spec.settings.image.python_packages
     if packages:
         (context / "requirements.txt").write_text("\n".join(packages) + "\n")

@@ -99,7 +99,9 @@ class FrontDoor:
             worker_url = await self.scaler.acquire()
         except StartFailedError as exc:
             await _send_json(
-                send, 503, {"error": {"code": "setup_failed", "message": f"The worker could not start: {exc}", "phase": "failed"}}
+                send,
+                503,
+                {"error": {"code": "setup_failed", "message": f"The worker could not start: {exc}", "phase": "failed"}},
             )
             return
         try:
@@ -162,11 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     scaler = Scaler(launcher, settings, directory / "state.json")
     scaler.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = FrontDoor(scaler, start_at_launch=True)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", access_log=False, log_level="info", lifespan="on"
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", access_log=False, log_level="info", lifespan="on"))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     if not server.started:
