@@ -90,9 +90,10 @@ def deploy(
 
     ``overrides`` replace class settings for this deploy, for example
     ``deploy(Embed, gpu="L4", idle_timeout=120)``. ``project_dir`` (default: the working directory)
-    is what image-building backends copy into the image; ``port`` fixes the local URL's port on the
-    local and Docker backends; ``keep_image`` keeps the Docker image after a delete. Setup failures raise ``SetupFailedError``
-    with the setup traceback, and leave nothing running.
+    is what image-building backends copy into the image. ``port`` fixes the local URL's port on the
+    local and Docker backends, and ``keep_image`` keeps the Docker image after a delete.
+
+    Setup failures raise ``SetupFailedError`` with the setup traceback, and leave nothing running.
     """
     if not (isinstance(endpoint, type) and issubclass(endpoint, Endpoint)):
         raise ConfigError(f"deploy() needs a gpuserve.Endpoint subclass, got {endpoint!r}.")

@@ -26,7 +26,8 @@ def load_endpoint(reference: str) -> type[Endpoint]:
     if not target.endswith(".py") and ("/" in target or "\\" in target or target.startswith(".")):
         raise EndpointLoadError(
             f"Invalid endpoint reference {reference!r}: {target!r} is neither a module name nor a .py file; "
-            f"write {target.rstrip('/')}.py:{class_path} for a file, or a dotted module name such as app.serve:{class_path}."
+            f"write {target.rstrip('/')}.py:{class_path} for a file, "
+            f"or a dotted module name such as app.serve:{class_path}."
         )
     module = _import_file(target) if target.endswith(".py") else _import_module(target)
 

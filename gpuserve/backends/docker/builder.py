@@ -16,8 +16,8 @@ import docker.errors
 import gpuserve
 
 from ...errors import ConfigError, ImageBuildError
-from ..requirements import gpuserve_requirements
 from ..base import DeploySpec, ProgressCallback
+from ..requirements import gpuserve_requirements
 from .context import check_project_dir, copy_project, copy_tree
 from .dockerfile import ImagePlan, choose_base_image, render_dockerfile
 from .engine import labels, translated_errors

@@ -56,7 +56,7 @@ class DockerLauncher:
         return None
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop the container: SIGTERM, then SIGKILL after ``grace`` seconds; the container is kept for the next start."""
+        """Stop the container (SIGTERM, then SIGKILL after ``grace`` seconds) and keep it for the next start."""
 
         def stop_now() -> None:
             container = self._container()
