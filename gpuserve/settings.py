@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -48,15 +48,15 @@ class Image:
     """
 
     #: Requirement strings given to pip, as in a requirements file.
-    python_packages: tuple[str, ...] = ()
+    python_packages: Sequence[str] = ()
     #: Debian package names installed with apt-get.
-    system_packages: tuple[str, ...] = ()
+    system_packages: Sequence[str] = ()
     #: Base image; None picks a CUDA runtime image with a GPU and a slim Python image without.
     base_image: str | None = None
     #: Environment variables set in the image; use ``secrets`` for credentials.
     env: Mapping[str, str] = field(default_factory=dict)
     #: Local folders of wheels that pip searches before the index, for offline or pinned builds.
-    find_links: tuple[str, ...] = ()
+    find_links: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         python_packages = _as_str_tuple(self.python_packages, "python_packages", "['torch', 'numpy<2']")
@@ -80,6 +80,11 @@ class Image:
             _check_env_name(key, "environment variable")
             if not isinstance(value, str):
                 raise ConfigError(f"Invalid value {value!r} for environment variable {key}; values must be strings.")
+            if any(ord(character) < 32 or ord(character) == 127 for character in value):
+                raise ConfigError(
+                    f"Invalid value {value!r} for environment variable {key}: control characters such as tabs and "
+                    "newlines cannot pass through image definitions; remove them."
+                )
         object.__setattr__(self, "python_packages", python_packages)
         object.__setattr__(self, "system_packages", system_packages)
         object.__setattr__(self, "env", dict(self.env))

@@ -18,7 +18,7 @@ from ...state import DeploymentRecord
 from ..base import DeploySpec, ProgressCallback
 from ..local.supervised import SupervisedBackend
 from .builder import build_image
-from .engine import DEPLOYMENT_LABEL, connect, gpu_error, is_gpu_refusal, labels, translated_errors
+from .engine import DEPLOYMENT_LABEL, connect, gpu_error, labels, translated_errors
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,19 @@ class DockerBackend(SupervisedBackend):
 
     name = "docker"
 
+    def __init__(self) -> None:
+        self._replaced_image_id: str | None = None
+
     def _prepare(self, spec: DeploySpec, record: DeploymentRecord, progress: ProgressCallback) -> None:
         client = connect()
         record.extra["keep_image"] = spec.keep_image
         record.extra["engine_reached"] = True
         built = build_image(client, spec, progress)
+        if self._replaced_image_id and self._replaced_image_id != built.image_id:
+            try:
+                client.images.remove(self._replaced_image_id)  # layers the new image shares are kept
+            except docker.errors.APIError as exc:
+                logger.debug("Kept the replaced image %s: %s", self._replaced_image_id, exc)
         record.extra.update(image=built.tag, image_id=built.image_id, build_seconds=round(built.seconds, 2))
         if spec.settings.gpu is not None:
             progress(f"Checking that the engine can provide {spec.settings.gpu}")
@@ -98,6 +106,13 @@ class DockerBackend(SupervisedBackend):
             )
         record.extra.update(container_id=container.id, container_name=name, container_port=port)
 
+    def _replace(self, previous: DeploymentRecord) -> None:
+        if previous.backend == self.name and not previous.extra.get("keep_image"):
+            # The old image holds the build cache of the new one, so it goes only after the new build.
+            previous.extra["keep_image"] = True
+            self._replaced_image_id = previous.extra.get("image_id")
+        super()._replace(previous)
+
     def _probe_gpu(self, client: docker.DockerClient, tag: str, spec: DeploySpec) -> None:
         """Start a throwaway container with the GPU request, so a refusal fails the deploy with a clear fix."""
         with translated_errors("check GPU access"):
@@ -109,14 +124,14 @@ class DockerBackend(SupervisedBackend):
                 labels=labels(spec.name),
             )
         try:
-            probe.start()
-            probe.wait(timeout=60)
-        except docker.errors.APIError as exc:
-            if is_gpu_refusal(exc):
-                raise gpu_error(exc) from exc
-            raise
+            with translated_errors("start a GPU probe container"):
+                probe.start()
+                result = probe.wait(timeout=60)
+            if result.get("StatusCode") != 0:
+                raise gpu_error(RuntimeError(f"the probe container exited with code {result.get('StatusCode')}"))
         finally:
-            probe.remove(force=True)
+            with translated_errors("remove the GPU probe container"):
+                probe.remove(force=True)
 
     @staticmethod
     def _remove_containers(client: docker.DockerClient, deployment: str) -> None:

@@ -25,6 +25,7 @@ from .engine import labels, translated_errors
 logger = logging.getLogger(__name__)
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _OUTPUT_LINES_ON_FAILURE = 40
 
@@ -154,7 +155,7 @@ def _follow_build(stream: object, base_image: str, progress: ProgressCallback, l
     image_id = ""
     for record in stream:  # type: ignore[attr-defined]
         if "stream" in record:
-            for line in str(record["stream"]).splitlines():
+            for line in _ANSI.sub("", str(record["stream"])).splitlines():
                 layer = _LAYER.match(line.rstrip())
                 if layer:
                     layers.append(layer.group(1))
@@ -164,7 +165,7 @@ def _follow_build(stream: object, base_image: str, progress: ProgressCallback, l
                     step = f"step {match.group(1)}/{match.group(2)} ({match.group(3)})"
                     progress(f"Build {step}")
                     output = []
-                elif line.strip():
+                elif line.strip() and not line.startswith(" ---> Running in "):
                     output.append(line.rstrip())
         elif "aux" in record and "ID" in record["aux"]:
             image_id = record["aux"]["ID"]

@@ -32,17 +32,20 @@ ALWAYS_EXCLUDED = [
     ".ruff_cache",
     ".tox",
     "node_modules",
-    # Credentials never belong in an image.
+]
+
+#: Credentials never belong in an image: these stay out even when an ignore file's '!' rule matches them.
+SECRET_PATTERNS = [
     "**/.env",
     "**/.env.*",
     "**/*.pem",
     "**/*.key",
     "**/id_rsa*",
     "**/id_ed25519*",
-    ".ssh",
-    ".aws",
-    ".netrc",
-    ".docker",
+    "**/.ssh",
+    "**/.aws",
+    "**/.netrc",
+    "**/.docker",
 ]
 
 
@@ -100,9 +103,9 @@ class IgnoreRules:
 
     def ignored(self, relative: str) -> bool:
         """True when ``relative`` (a POSIX path inside the project) or a folder above it is excluded."""
-        candidates = [relative]
-        while "/" in candidates[-1]:
-            candidates.append(candidates[-1].rsplit("/", 1)[0])
+        candidates = _with_parents(relative)
+        if any(rule.pattern.match(candidate) for rule in _SECRET_RULES for candidate in candidates):
+            return True
         result = False
         for rule in self.rules:
             if any(rule.pattern.match(candidate) for candidate in candidates):
@@ -110,16 +113,28 @@ class IgnoreRules:
         return result
 
 
+def _with_parents(relative: str) -> list[str]:
+    candidates = [relative]
+    while "/" in candidates[-1]:
+        candidates.append(candidates[-1].rsplit("/", 1)[0])
+    return candidates
+
+
+_SECRET_RULES = [_Rule(_glob_to_regex(pattern), negate=False) for pattern in SECRET_PATTERNS]
+
+
 def check_project_dir(project: Path) -> None:
     """Reject directories that are never a project: the file system root and the home directory."""
-    resolved = project.resolve()
+    resolved = project.expanduser().resolve()
     if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
         raise ConfigError(
             f"The project directory {resolved} is the root or your home directory, which gpuserve will not copy "
             "into an image; run from your project's folder or pass project_dir=..."
         )
-    if not resolved.is_dir():
+    if not resolved.exists():
         raise ConfigError(f"The project directory {resolved} does not exist; pass an existing project_dir.")
+    if not resolved.is_dir():
+        raise ConfigError(f"The project directory {resolved} is a file, not a folder; pass the folder that holds it.")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -131,28 +146,51 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def copy_project(project: Path, target: Path) -> int:
-    """Copy the project's files that the ignore rules keep into ``target``; return the bytes copied."""
+    """Copy the project's files that the ignore rules keep into ``target``; return the bytes copied.
+
+    A symbolic link is copied as the file or folder it points to, when that lies inside the project
+    and is not excluded itself; links that leave the project are skipped.
+    """
     check_project_dir(project)
-    project = project.resolve()
+    project = project.expanduser().resolve()
     rules = IgnoreRules.for_project(project)
+    walk_folders = _may_reinclude(rules)
+    seen: set[Path] = set()
     total = 0
-    for folder, folders, files in os.walk(project):
+    for folder, folders, files in os.walk(project, followlinks=True):
+        real_folder = Path(folder).resolve()
+        if real_folder in seen or not real_folder.is_relative_to(project):
+            folders[:] = []
+            continue  # a cycle of links, or a link out of the project
+        seen.add(real_folder)
         relative_folder = Path(folder).relative_to(project).as_posix()
         prefix = "" if relative_folder == "." else relative_folder + "/"
-        folders[:] = [name for name in folders if not rules.ignored(prefix + name) or _may_reinclude(rules)]
+        folders[:] = [
+            name
+            for name in folders
+            if walk_folders or not _excluded(rules, project, Path(folder) / name, prefix + name)
+        ]
         for name in files:
-            relative = prefix + name
             source = Path(folder) / name
-            if rules.ignored(relative):
+            if _excluded(rules, project, source, prefix + name) or not source.is_file():
                 continue
-            if source.is_symlink() and not source.resolve().is_relative_to(project):
-                logger.warning("Skipping %s: it links outside the project", relative)
-                continue
-            if not source.is_file():
-                continue
-            _link_or_copy(source, target / relative)
-            total += source.stat().st_size
+            real = source.resolve()
+            _link_or_copy(real, target / prefix / name)
+            total += real.stat().st_size
     return total
+
+
+def _excluded(rules: IgnoreRules, project: Path, path: Path, relative: str) -> bool:
+    """Apply the ignore rules to a path, and for a symbolic link to what it points to as well."""
+    if rules.ignored(relative):
+        return True
+    if not path.is_symlink():
+        return False
+    real = path.resolve()
+    if not real.is_relative_to(project):
+        logger.warning("Skipping %s: it links outside the project", relative)
+        return True
+    return real != project and rules.ignored(real.relative_to(project).as_posix())
 
 
 def _may_reinclude(rules: IgnoreRules) -> bool:

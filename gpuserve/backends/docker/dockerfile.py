@@ -52,8 +52,9 @@ class ImagePlan:
 
 
 def _quote_env(value: str) -> str:
-    # Docker expands $VAR inside ENV values; a literal dollar needs a backslash.
-    return json.dumps(value).replace("$", "\\$")
+    # Docker expands $VAR inside ENV values, so a literal dollar needs a backslash. Docker does not
+    # decode JSON's \uXXXX escapes, so non-ASCII text stays as it is (Image rejects control characters).
+    return json.dumps(value, ensure_ascii=False).replace("$", "\\$")
 
 
 def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
@@ -98,7 +99,8 @@ def render_dockerfile(plan: ImagePlan, settings: Settings) -> str:
         "",
         "FROM base",
         f"COPY --from=python-packages {VENV} {VENV}",
-        f"ENV PATH={VENV}/bin:$PATH PYTHONPATH={pythonpath} PORT=8080",
+        f"ENV PATH={VENV}/bin:$PATH PORT=8080",
+        f"ENV PYTHONPATH={_quote_env(pythonpath)}",
     ]
     for key, value in settings.image.env.items():
         lines.append(f"ENV {key}={_quote_env(value)}")

@@ -77,6 +77,12 @@ class SupervisedBackend(Backend):
         """Return backend-specific status fields."""
         return {}
 
+    def _replace(self, previous: DeploymentRecord) -> None:
+        """Delete the deployment that a new deploy under the same name replaces."""
+        from .. import get_backend
+
+        get_backend(previous.backend).delete(previous)
+
     def _check_secrets(self, spec: DeploySpec) -> None:
         missing = [name for name in spec.settings.secrets if name not in os.environ]
         if missing:
@@ -91,9 +97,7 @@ class SupervisedBackend(Backend):
         if existing.exists():
             previous = DeploymentRecord(**read_json(existing))
             progress(f"Replacing the existing deployment {spec.name!r} ({previous.backend})")
-            from .. import get_backend
-
-            get_backend(previous.backend).delete(previous)
+            self._replace(previous)
 
         record = DeploymentRecord(
             name=spec.name,

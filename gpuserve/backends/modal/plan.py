@@ -123,7 +123,7 @@ def make_plan(spec: DeploySpec) -> ModalPlan:
         app_name=spec.name,
         python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
         base_image=settings.image.base_image,
-        system_packages=settings.image.system_packages,
+        system_packages=tuple(settings.image.system_packages),
         python_packages=(*gpuserve_requirements(), *settings.image.python_packages),
         wheel_folders=tuple(str(Path(folder).expanduser().resolve()) for folder in settings.image.find_links),
         env={**settings.image.env, REFERENCE_ENV: reference, "GPUSERVE_SETTINGS": settings.to_json()},

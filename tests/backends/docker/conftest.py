@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-docker = pytest.importorskip("docker", reason="the docker extra is not installed")
-
 LABEL = "gpuserve.deployment"
 
 
@@ -25,6 +23,7 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
+    docker = pytest.importorskip("docker", reason="the docker extra is not installed")
     try:
         client = docker.from_env(timeout=10)
         client.ping()
@@ -40,6 +39,8 @@ def base_image(docker_client: Any) -> str:
     image = os.environ.get("GPUSERVE_CPU_BASE_IMAGE")
     if not image:
         _unavailable("GPUSERVE_CPU_BASE_IMAGE is not set; run .ci/setup-docker and export it")
+    import docker.errors
+
     try:
         docker_client.images.get(image)
     except docker.errors.ImageNotFound:
