@@ -31,6 +31,7 @@ class Deployment:
 
     def __init__(self, record: DeploymentRecord) -> None:
         self.record = record
+        self._client: Client | None = None
 
     @classmethod
     def get(cls, name: str) -> Deployment:
@@ -54,9 +55,19 @@ class Deployment:
         return Client(self.url, token=self.record.token, **options)
 
     def predict(self, **inputs: Any) -> Any:
-        """Call the endpoint's ``predict`` with ``inputs`` and return its output."""
-        with self.client() as client:
-            return client.predict(**inputs)
+        """Call the endpoint's ``predict`` with ``inputs`` and return its output.
+
+        The connection is kept for later calls; ``close`` releases it.
+        """
+        if self._client is None:
+            self._client = self.client()
+        return self._client.predict(**inputs)
+
+    def close(self) -> None:
+        """Close the connection that ``predict`` keeps open."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def status(self) -> dict[str, Any]:
         """Return the backend's view of the deployment: state, URL, instances, cold starts."""
@@ -68,6 +79,7 @@ class Deployment:
 
     def delete(self) -> None:
         """Stop the endpoint and remove everything its deploy created."""
+        self.close()
         get_backend(self.backend).delete(self.record)
         logger.info("Deleted deployment %s", self.name)
 

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -72,9 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     host = EndpointHost(args.endpoint, settings)
     app = create_app(host)
     options: dict[str, Any] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 30}
+    sockets = None
     if args.fd is not None:
         # A supervisor bound the socket and passed it on, so no other process can take the port in between.
-        config = uvicorn.Config(app, fd=args.fd, **options)
+        # socket.socket(fileno=...) reads the real family; uvicorn's own fd option labels every inherited
+        # socket AF_UNIX, and asyncio then skips TCP_NODELAY, which delays each response by about 40 ms.
+        sockets = [socket.socket(fileno=args.fd)]
+        config = uvicorn.Config(app, **options)
     else:
         config = uvicorn.Config(app, host=args.host, port=_choose_port(args), **options)
     server = uvicorn.Server(config)
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             server.should_exit = True
 
         host.on_failure = stop_server
-    server.run()
+    server.run(sockets=sockets)
     if args.exit_on_setup_failure and host.report.error is not None:
         sys.exit(1)
 
