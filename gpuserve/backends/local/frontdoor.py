@@ -31,16 +31,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Hop-by-hop headers are meaningful for one connection only (RFC 9110, section 7.6.1).
-_HOP_BY_HOP = {
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"upgrade",
-    b"te",
-    b"trailer",
-    b"host",
-    b"content-length",
-}
+_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
+# The request body is forwarded whole, so httpx sets Host and Content-Length for the worker itself.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length"}
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -112,7 +105,7 @@ class FrontDoor:
     async def _proxy(self, worker_url: str, scope: Scope, body: bytes, send: Send) -> None:
         query = scope.get("query_string", b"")
         url = worker_url + scope["path"] + (f"?{query.decode()}" if query else "")
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _NOT_FORWARDED]
         request = self._http.build_request(scope["method"], url, headers=headers, content=body)
         try:
             response = await self._http.send(request, stream=True)
@@ -154,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     # Port 0 lets the system pick a free port at bind time; choosing one earlier races with other processes.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP must be explicit: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+    # and without it every response waits about 40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", int(config.get("port") or 0)))

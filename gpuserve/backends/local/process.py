@@ -42,7 +42,7 @@ class ProcessLauncher:
 
     async def start(self) -> str:
         """Start a worker and return its base URL; it answers /health as soon as the port opens."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         env = dict(os.environ)
