@@ -105,6 +105,8 @@ class _Retry:
         return delay
 
 
+# Modal answers a request that runs past 150 s with a 303 to a result URL, which the clients follow
+# (modal.com/docs/guide/webhook-timeouts); 20 redirects wait up to about 50 minutes.
 class _BaseClient:
     def __init__(
         self, url: str, token: str | None, timeout: float, deadline: float, headers: dict[str, str] | None
@@ -151,7 +153,9 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, token, timeout, deadline, headers)
-        self._http = httpx.Client(headers=self._headers, timeout=self._timeout, transport=transport)
+        self._http = httpx.Client(
+            headers=self._headers, timeout=self._timeout, transport=transport, follow_redirects=True, max_redirects=20
+        )
 
     def predict(self, **inputs: Any) -> Any:
         """Call ``predict`` with ``inputs`` as JSON fields and return its output."""
@@ -223,7 +227,9 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, token, timeout, deadline, headers)
-        self._http = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            headers=self._headers, timeout=self._timeout, transport=transport, follow_redirects=True, max_redirects=20
+        )
 
     async def predict(self, **inputs: Any) -> Any:
         """Call ``predict`` with ``inputs`` as JSON fields and return its output."""

@@ -19,14 +19,13 @@ import modal
 import modal.exception
 
 from ...errors import (
-    AuthenticationError,
     BackendError,
     BackendUnavailableError,
     ConfigError,
     DeployError,
     DeploymentNotFoundError,
 )
-from ...state import DeploymentRecord, save_record
+from ...state import DeploymentRecord, load_record, save_record
 from ..base import Backend, DeploySpec, ProgressCallback
 from .plan import make_plan
 from .server import SERVER_CLASS, build_app
@@ -77,7 +76,7 @@ def _translated_errors(action: str) -> Iterator[None]:
     try:
         yield
     except modal.exception.AuthError as exc:
-        raise AuthenticationError(
+        raise BackendUnavailableError(
             f"Modal rejected the credentials while trying to {action}: {exc}. Run `modal token new` or set "
             "MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
         ) from exc
@@ -113,6 +112,7 @@ class ModalBackend(Backend):
                     f"Volume {mount}: local_dir {directory!r} is not a directory; create it or fix the path."
                 )
         self._require_credentials()
+        self._remove_other_backend(spec.name, progress)
         token = secrets.token_urlsafe(32)
         app = build_app(plan, token)
         progress(f"Deploying Modal app {plan.app_name!r} (image build and upload may take minutes)")
@@ -137,6 +137,18 @@ class ModalBackend(Backend):
         save_record(record)
         return record
 
+    def _remove_other_backend(self, name: str, progress: ProgressCallback) -> None:
+        """Delete a deployment of the same name on another backend; a Modal app of that name is updated in place."""
+        try:
+            previous = load_record(name)
+        except DeploymentNotFoundError:
+            return
+        if previous.backend != self.name:
+            progress(f"Replacing the existing deployment {name!r} ({previous.backend})")
+            from .. import get_backend
+
+            get_backend(previous.backend).delete(previous)
+
     def status(self, record: DeploymentRecord) -> dict[str, Any]:
         self._require_credentials()
         with _translated_errors("look up the app"):
@@ -155,7 +167,7 @@ class ModalBackend(Backend):
     def logs(self, record: DeploymentRecord, tail: int | None = None) -> str:
         self._require_credentials()
         with _translated_errors("read the app's logs"):
-            lines = self.api.logs(record.extra["app_name"], tail or 100)
+            lines = self.api.logs(record.extra["app_name"], 100 if tail is None else tail)
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
     def delete(self, record: DeploymentRecord) -> None:

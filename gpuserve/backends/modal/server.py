@@ -78,7 +78,7 @@ def cls_options(plan: ModalPlan, token: str | None) -> dict[str, Any]:
         "image": build_image(plan),
         "gpu": plan.gpu,
         "volumes": {
-            mount: modal.Volume.from_name(name, create_if_missing=True).read_only()
+            mount: modal.Volume.from_name(name, create_if_missing=True).with_mount_options(read_only=True)
             if read_only
             else modal.Volume.from_name(name, create_if_missing=True)
             for mount, (name, read_only) in plan.volumes.items()
@@ -89,6 +89,8 @@ def cls_options(plan: ModalPlan, token: str | None) -> dict[str, Any]:
         "scaledown_window": plan.scaledown_window,
         "timeout": plan.timeout,
         "startup_timeout": plan.startup_timeout,
+        # The image already adds gpuserve and the user's module as local source, last.
+        "include_source": False,
     }
 
 
