@@ -29,7 +29,7 @@ class Typed(gpuserve.Endpoint):
         flag: bool = False,
         tags: list[str] = [],  # noqa: B006 - pydantic copies defaults per call
         weights: dict[str, float] | None = None,
-        note: Optional[str] = None,
+        note: Optional[str] = None,  # noqa: UP045 - the Optional spelling is what this endpoint tests
         mode: Literal["fast", "slow"] = "fast",
         color: Color = Color.RED,
         point: Point | None = None,

@@ -26,7 +26,7 @@ SENTENCES = [
 
 
 def _dot(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,8 @@ def test_matches_sentence_transformers(client: EndpointTestClient) -> None:
         SENTENCES, normalize_embeddings=True
     )
     vectors = client.predict(texts=SENTENCES)
-    for ours, theirs in zip(vectors, reference.tolist()):
-        assert max(abs(a - b) for a, b in zip(ours, theirs)) < 1e-4
+    for ours, theirs in zip(vectors, reference.tolist(), strict=True):
+        assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-4
 
 
 def test_empty_list_rejected(client: EndpointTestClient) -> None:
