@@ -110,12 +110,17 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from .backends import get_backend
     from .deployment import Deployment
 
     inputs = parse_inputs(args.data, args.inputs)
     deployment = Deployment.get(args.name)
-    with deployment.client(deadline=args.deadline) as client:
-        output = client.predict(**inputs)
+    backend = get_backend(deployment.backend)
+    if backend.calls_over_http():
+        with deployment.client(deadline=args.deadline) as client:
+            output = client.predict(**inputs)
+    else:
+        output = backend.invoke(deployment.record, inputs, deadline=args.deadline)
     print(json.dumps(output, indent=None if args.compact else 2))
     return 0
 

@@ -19,10 +19,11 @@ BACKENDS: dict[str, str] = {
     "local": "gpuserve.backends.local.backend:LocalBackend",
     "docker": "gpuserve.backends.docker.backend:DockerBackend",
     "modal": "gpuserve.backends.modal.backend:ModalBackend",
+    "sagemaker": "gpuserve.backends.sagemaker.backend:SageMakerBackend",
 }
 
 #: Backend name -> the extra that installs its SDK.
-EXTRAS: dict[str, str] = {"docker": "docker", "modal": "modal"}
+EXTRAS: dict[str, str] = {"docker": "docker", "modal": "modal", "sagemaker": "aws"}
 
 
 def get_backend(name: str) -> Backend:

@@ -57,3 +57,15 @@ class Backend(ABC):
     @abstractmethod
     def delete(self, record: DeploymentRecord) -> None:
         """Stop and remove everything the deployment created."""
+
+    def invoke(self, record: DeploymentRecord, inputs: dict[str, Any], deadline: float) -> Any:
+        """Call the endpoint's predict through the provider's API, for providers without a plain HTTPS URL.
+
+        Backends whose endpoints answer HTTP at ``record.url`` leave this alone; ``Deployment`` then
+        uses ``gpuserve.Client``.
+        """
+        raise NotImplementedError(f"The {self.name} backend is called over HTTP at the deployment's URL.")
+
+    @classmethod
+    def calls_over_http(cls) -> bool:
+        return cls.invoke is Backend.invoke
