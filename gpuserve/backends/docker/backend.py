@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,18 @@ def _volume_binds(client: docker.DockerClient, settings: Settings, deployment: s
                 client.volumes.create(name, labels={"gpuserve.volume": str(volume.name)})
             binds[name] = {"bind": mount, "mode": mode}
     return binds
+
+
+def _prune_dangling(client: docker.DockerClient, deployment: str) -> None:
+    """Remove the deployment's untagged images; the engine runs one prune at a time, so wait for others."""
+    for attempt in range(20):
+        try:
+            client.images.prune(filters={"dangling": True, "label": f"{DEPLOYMENT_LABEL}={deployment}"})
+            return
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 class DockerBackend(SupervisedBackend):
@@ -150,7 +163,7 @@ class DockerBackend(SupervisedBackend):
                 except docker.errors.ImageNotFound:
                     pass
                 # The build stage that installs python packages leaves an untagged image with our label.
-                client.images.prune(filters={"dangling": True, "label": f"{DEPLOYMENT_LABEL}={record.name}"})
+                _prune_dangling(client, record.name)
 
     def _describe(self, record: DeploymentRecord) -> dict[str, Any]:
         details: dict[str, Any] = {

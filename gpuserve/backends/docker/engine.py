@@ -25,12 +25,18 @@ logger = logging.getLogger(__name__)
 DEPLOYMENT_LABEL = "gpuserve.deployment"
 
 
-def connect(timeout: float = 10.0) -> docker.DockerClient:
-    """Return a client for the engine at ``$DOCKER_HOST`` (default: the local socket), checked with a ping."""
+def connect(timeout: float = 600.0) -> docker.DockerClient:
+    """Return a client for the engine at ``$DOCKER_HOST`` (default: the local socket), checked with a ping.
+
+    ``timeout`` bounds the wait for each read from the engine; a build step such as unpacking torch can
+    print nothing for minutes, so the default is long. The ping itself gives up after 10 s.
+    """
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
+        probe = docker.from_env(timeout=10)
+        probe.ping()
+        probe.close()
         client = docker.from_env(timeout=int(timeout))
-        client.ping()
     except docker.errors.DockerException as exc:
         raise BackendUnavailableError(
             f"Cannot reach the Docker engine at {where}: {exc}. Start it (for example `sudo systemctl start docker` "
