@@ -248,3 +248,37 @@ def test_secret_never_logged(
         assert SECRET not in (deployment.record.directory / "deployment.json").read_text()
     finally:
         deployment.delete()
+
+
+def test_logs_from_cloudwatch(sagemaker_env: FakeSageMaker) -> None:
+    deployment = _deploy()
+    try:
+        logs = boto3.client("logs")
+        group = "/aws/sagemaker/Endpoints/sm-echo"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="AllTraffic/i-0")
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now + i, "message": f"line {i}"} for i in range(3)]
+        logs.put_log_events(logGroupName=group, logStreamName="AllTraffic/i-0", logEvents=events)
+        assert deployment.logs() == "line 0\nline 1\nline 2\n"
+    finally:
+        deployment.delete()
+
+
+def test_logs_empty_before_first_start(sagemaker_env: FakeSageMaker) -> None:
+    deployment = _deploy()
+    try:
+        assert deployment.logs() == ""
+    finally:
+        deployment.delete()
+
+
+def test_status_reports_copies(sagemaker_env: FakeSageMaker) -> None:
+    deployment = _deploy(gpu="L4")
+    try:
+        status = deployment.status()
+        assert status["state"] == "InService"
+        assert status["copies"] == 1
+        assert status["instance_type"] == "ml.g6.xlarge"
+    finally:
+        deployment.delete()
