@@ -13,6 +13,7 @@ from typing import Any
 import botocore.exceptions
 
 from ...errors import (
+    BackendUnavailableError,
     ClientError,
     ConfigError,
     DeadlineExceededError,
@@ -56,6 +57,12 @@ class SageMakerBackend(Backend):
         self._replace_existing(spec.name, progress)
 
         aws = session()
+        if aws.get_credentials() is None:
+            # Checked before the image build, which takes minutes, rather than at the first AWS call.
+            raise BackendUnavailableError(
+                "No AWS credentials found. Configure them (aws configure, AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) before deploying to SageMaker."
+            )
         names = resources.Names.for_deployment(spec.name)
         from ..docker.builder import build_image
         from ..docker.engine import connect

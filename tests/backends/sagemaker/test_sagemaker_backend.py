@@ -282,3 +282,13 @@ def test_status_reports_copies(sagemaker_env: FakeSageMaker) -> None:
         assert status["instance_type"] == "ml.g6.xlarge"
     finally:
         deployment.delete()
+
+
+def test_missing_credentials_fail_fast(sagemaker_env: FakeSageMaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    began = time.monotonic()
+    with pytest.raises(gpuserve.BackendUnavailableError, match="No AWS credentials found"):
+        _deploy()
+    assert time.monotonic() - began < 5
+    assert sagemaker_env.requests == []
