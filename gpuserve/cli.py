@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .backends import BACKENDS
 from .errors import GpuserveError, PredictError
 
 _INPUT_HELP = (
@@ -116,6 +117,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.data, args.inputs)
     deployment = Deployment.get(args.name)
     backend = get_backend(deployment.backend)
+    backend.ensure_serving(deployment.record)
     if backend.calls_over_http():
         with deployment.client(deadline=args.deadline) as client:
             output = client.predict(**inputs)
@@ -189,15 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "endpoint", metavar="MODULE_OR_FILE:CLASS", help="e.g. examples/tiny.py:Echo or myapp.serve:Embed"
     )
-    deploy.add_argument("--backend", default="local", help="where to deploy (default: local)")
+    deploy.add_argument(
+        "--backend", default="local", help=f"where to deploy: {', '.join(BACKENDS)} (default: local)"
+    )
     deploy.add_argument("--name", help="deployment name (default: the class name in kebab case)")
     deploy.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting, e.g. --set idle_timeout:=120 --set gpu=L4",
+        help="override a setting or deploy option, e.g. --set idle_timeout:=120 --set gpu=L4 --set gpu:=null "
+        "(no GPU) --set port:=9000 --set keep_image:=true",
     )
+
     deploy.set_defaults(handler=_cmd_deploy)
 
     predict = commands.add_parser("predict", help="call a deployment's predict and print the output as JSON")
@@ -254,9 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GpuserveError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {first_line}", file=sys.stderr)
-        traceback = getattr(exc, "traceback", None)
-        if traceback:
-            print(traceback, file=sys.stderr)
+        details = getattr(exc, "traceback", None) or getattr(exc, "output", None)
+        if details:
+            print(details, file=sys.stderr)
         if isinstance(exc, PredictError) and args.command == "predict":
             print(f"The traceback is in the endpoint's log: gpuserve logs {args.name}", file=sys.stderr)
         return 1

@@ -63,6 +63,7 @@ class Deployment:
         if not backend.calls_over_http():
             return backend.invoke(self.record, inputs, deadline=600.0)
         if self._client is None:
+            backend.ensure_serving(self.record)
             self._client = self.client()
         return self._client.predict(**inputs)
 

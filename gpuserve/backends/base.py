@@ -66,6 +66,9 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"The {self.name} backend is called over HTTP at the deployment's URL.")
 
+    def ensure_serving(self, record: DeploymentRecord) -> None:
+        """Raise ``EndpointUnavailableError`` when the deployment can be seen to be stopped, before a call waits on it."""
+
     @classmethod
     def calls_over_http(cls) -> bool:
         return cls.invoke is Backend.invoke

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ...errors import ConfigError, DeployError, SetupFailedError
+from ...errors import ConfigError, DeployError, EndpointUnavailableError, SetupFailedError
 from ...settings import Settings
 from ...state import DeploymentRecord, deployment_dir, read_json, remove_record, save_record
 from ..base import Backend, DeploySpec, ProgressCallback
@@ -82,6 +82,14 @@ class SupervisedBackend(Backend):
         from .. import get_backend
 
         get_backend(previous.backend).delete(previous)
+
+    def ensure_serving(self, record: DeploymentRecord) -> None:
+        pid = record.extra.get("pid")
+        if not (pid and pid_alive(pid, FRONT_DOOR_MODULE)):
+            raise EndpointUnavailableError(
+                f"Deployment {record.name!r} is stopped: its front door process is not running (after a reboot, "
+                "a kill or a failed delete). Deploy it again, or delete it with gpuserve delete."
+            )
 
     def _check_secrets(self, spec: DeploySpec) -> None:
         missing = [name for name in spec.settings.secrets if name not in os.environ]

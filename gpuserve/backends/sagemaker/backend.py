@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,20 @@ ROLE_ENV = "GPUSERVE_SAGEMAKER_ROLE_ARN"
 _PROVISION_SECONDS = 1800.0
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+
+
+def _role_arn() -> str:
+    role_arn = os.environ.get(ROLE_ENV, "")
+    if not _ROLE_ARN.match(role_arn):
+        found = f"{role_arn!r} is not a role ARN" if role_arn else "it is not set"
+        raise ConfigError(
+            f"Set {ROLE_ENV} to the ARN of a SageMaker execution role ({found}), for example "
+            "arn:aws:iam::123456789012:role/SageMakerExecution, with permission to pull from ECR and write logs."
+        )
+    return role_arn
+
+
 class SageMakerBackend(Backend):
     """Deploys endpoints as SageMaker real-time endpoints that scale to zero through inference components."""
 
@@ -46,16 +61,14 @@ class SageMakerBackend(Backend):
 
     def deploy(self, spec: DeploySpec, progress: ProgressCallback) -> DeploymentRecord:
         settings = spec.settings
-        role_arn = os.environ.get(ROLE_ENV)
-        if not role_arn:
+        role_arn = _role_arn()
+        if settings.volumes:
             raise ConfigError(
-                f"Set {ROLE_ENV} to the ARN of a SageMaker execution role, for example "
-                "arn:aws:iam::123456789012:role/SageMakerExecution, with permission to pull from ECR and write logs."
+                f"SageMaker endpoints cannot mount volumes ({', '.join(settings.volumes)}); load the files in setup, "
+                "for example from S3, or add them to the project so they are built into the image."
             )
         instance = instance_type(settings.gpu)
         environment = {"GPUSERVE_SETTINGS": settings.to_json(), **self._secret_values(settings)}
-        self._replace_existing(spec.name, progress)
-
         aws = session()
         if aws.get_credentials() is None:
             # Checked before the image build, which takes minutes, rather than at the first AWS call.
@@ -83,18 +96,26 @@ class SageMakerBackend(Backend):
                 "component": names.component if resources.scale_to_zero(settings) else None,
                 "instance_type": instance,
                 "keep_image": spec.keep_image,
+                "state": "deploying",
             },
         )
         try:
             image_uri = publish_image(docker_client, aws.client("ecr"), built.tag, names.repository, progress)
             record.extra["image_uri"] = image_uri
+            # The old deployment goes only now, after every check, the build and the push have passed.
+            self._replace_existing(spec.name, progress)
+            # Saved before the first resource exists, so a deploy killed midway can still be deleted.
+            save_record(record)
             self._create(aws, names, settings, instance, role_arn, image_uri, environment, progress)
         except BaseException:
             progress("Deploy failed; removing what it created")
             self._teardown(record)
+            if record.extra.get("image_uri"):
+                remove_record(record.name)
             raise
         finally:
             docker_client.images.remove(built.tag, force=True)  # the pushed copy in ECR is what SageMaker runs
+        record.extra["state"] = "deployed"
         save_record(record)
         return record
 
@@ -154,7 +175,10 @@ class SageMakerBackend(Backend):
             )
         with translated_errors("register the scaling target"):
             autoscaling.register_scalable_target(**resources.scalable_target_request(names, settings))
-        if resources.scale_to_zero(settings):
+        if not resources.scale_to_zero(settings):
+            with translated_errors("create the scaling policy"):
+                autoscaling.put_scaling_policy(**resources.variant_tracking_request(names, settings))
+        else:
             with translated_errors("create the scaling policies"):
                 autoscaling.put_scaling_policy(**resources.target_tracking_request(names, settings))
                 policy_arn = autoscaling.put_scaling_policy(**resources.wake_policy_request(names))["PolicyARN"]
@@ -207,6 +231,14 @@ class SageMakerBackend(Backend):
                 ScalableDimension=resources.COPY_DIMENSION,
             )
             steps.append((f"delete the scaling policy {policy}", delete_policy))
+        delete_variant_policy = functools.partial(
+            autoscaling.delete_scaling_policy,
+            PolicyName=f"{names.endpoint}-invocations",
+            ServiceNamespace=resources.NAMESPACE,
+            ResourceId=names.variant_resource,
+            ScalableDimension=resources.INSTANCE_DIMENSION,
+        )
+        steps.append(("delete the scaling policy of the variant", delete_variant_policy))
         for resource_id, dimension in (
             (names.scaling_resource, resources.COPY_DIMENSION),
             (names.variant_resource, resources.INSTANCE_DIMENSION),
@@ -240,6 +272,9 @@ class SageMakerBackend(Backend):
             except botocore.exceptions.ClientError as exc:
                 if not _is_missing(exc):
                     logger.warning("Could not %s of %s: %s", action, record.name, error_message(exc))
+            except botocore.exceptions.BotoCoreError as exc:
+                # Reported, not raised: during a rollback the deploy's own error is the one to show.
+                logger.warning("Could not %s of %s: %s", action, record.name, exc)
 
     def _delete_and_wait(self, sagemaker: Any, kind: str, name: str) -> None:
         if kind == "component":
@@ -313,6 +348,10 @@ class SageMakerBackend(Backend):
         while True:
             try:
                 response = runtime.invoke_endpoint(**arguments)
+            except botocore.exceptions.BotoCoreError as exc:
+                with translated_errors("invoke the endpoint"):  # no credentials, no connection
+                    raise exc
+                raise  # unreachable: translated_errors always raises
             except botocore.exceptions.ClientError as exc:
                 if not _no_capacity(exc):
                     raise _invoke_error(exc) from exc

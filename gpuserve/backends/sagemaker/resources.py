@@ -67,12 +67,7 @@ def model_request(names: Names, image_uri: str, role_arn: str, environment: dict
 
 def endpoint_config_request(names: Names, settings: Settings, instance_type: str, role_arn: str) -> dict[str, Any]:
     scaling = settings.scaling
-    variant: dict[str, Any] = {
-        "VariantName": VARIANT,
-        "InstanceType": instance_type,
-        # SageMaker waits this long for the container's /ping, so a slow setup does not fail the deploy.
-        "ContainerStartupHealthCheckTimeoutInSeconds": min(3600, max(60, round(settings.setup_timeout))),
-    }
+    variant: dict[str, Any] = {"VariantName": VARIANT, "InstanceType": instance_type}
     request: dict[str, Any] = {"EndpointConfigName": names.config, "ProductionVariants": [variant]}
     if scale_to_zero(settings):
         variant["InitialInstanceCount"] = 1
@@ -86,7 +81,13 @@ def endpoint_config_request(names: Names, settings: Settings, instance_type: str
     else:
         variant["ModelName"] = names.model
         variant["InitialInstanceCount"] = scaling.min_instances
+        variant["ContainerStartupHealthCheckTimeoutInSeconds"] = health_check_timeout(settings)
     return request
+
+
+def health_check_timeout(settings: Settings) -> int:
+    """Seconds SageMaker waits for the container's /ping: setup_timeout, within SageMaker's 60-3600 s range."""
+    return min(3600, max(60, round(settings.setup_timeout)))
 
 
 def inference_component_request(names: Names, settings: Settings) -> dict[str, Any]:
@@ -97,7 +98,12 @@ def inference_component_request(names: Names, settings: Settings) -> dict[str, A
         "InferenceComponentName": names.component,
         "EndpointName": names.endpoint,
         "VariantName": VARIANT,
-        "Specification": {"ModelName": names.model, "ComputeResourceRequirements": requirements},
+        "Specification": {
+            "ModelName": names.model,
+            "ComputeResourceRequirements": requirements,
+            # For components the /ping timeout belongs to the component, not to the endpoint's variant.
+            "StartupParameters": {"ContainerStartupHealthCheckTimeoutInSeconds": health_check_timeout(settings)},
+        },
         "RuntimeConfig": {"CopyCount": 1},
     }
 
@@ -136,6 +142,24 @@ def target_tracking_request(names: Names, settings: Settings) -> dict[str, Any]:
             },
             "TargetValue": float(settings.scaling.max_concurrency),
             "ScaleInCooldown": idle,
+            "ScaleOutCooldown": 60,
+        },
+    }
+
+
+def variant_tracking_request(names: Names, settings: Settings) -> dict[str, Any]:
+    """Scale a classic variant's instances with the invocation rate, between min and max instances."""
+    return {
+        "PolicyName": f"{names.endpoint}-invocations",
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": names.variant_resource,
+        "ScalableDimension": INSTANCE_DIMENSION,
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            # NOTE: an estimate of one request per second per concurrent slot; tune it for slow models.
+            "TargetValue": 60.0 * settings.scaling.max_concurrency,
+            "ScaleInCooldown": max(60, round(settings.scaling.idle_timeout)),
             "ScaleOutCooldown": 60,
         },
     }

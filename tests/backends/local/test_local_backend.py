@@ -278,3 +278,15 @@ def test_invalid_input_through_cold_start(
     _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     response = httpx.post(f"{deployment.url}/predict", json={"unknown": 1}, timeout=30)
     assert response.status_code == 422
+
+
+def test_predict_on_stopped_fails_fast() -> None:
+    deployment = gpuserve.deploy(Echo, name="echo-stopped")
+    status = deployment.status()
+    os.kill(status["server_pid"], signal.SIGKILL)
+    _wait_for(lambda: not _alive(status["worker_pid"]), timeout=5)
+    began = time.monotonic()
+    with pytest.raises(gpuserve.EndpointUnavailableError, match="is stopped"):
+        Deployment.get("echo-stopped").predict(text="x")
+    assert time.monotonic() - began < 2
+    deployment.delete()

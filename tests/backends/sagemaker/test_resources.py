@@ -70,7 +70,18 @@ def test_scale_to_zero_config() -> None:
     assert variant["InstanceType"] == "ml.g6.xlarge"
     assert variant["ManagedInstanceScaling"] == {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 3}
     assert "ModelName" not in variant
-    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 120
+    assert "ContainerStartupHealthCheckTimeoutInSeconds" not in variant
+
+
+def test_component_health_check_timeout() -> None:
+    request = resources.inference_component_request(NAMES, _settings(setup_timeout=120))
+    startup = request["Specification"]["StartupParameters"]
+    assert startup["ContainerStartupHealthCheckTimeoutInSeconds"] == 120
+
+
+def test_health_check_timeout_capped() -> None:
+    assert resources.health_check_timeout(_settings(setup_timeout=7200)) == 3600
+    assert resources.health_check_timeout(_settings(setup_timeout=5)) == 60
 
 
 def test_classic_variant_with_min_instances() -> None:
@@ -79,6 +90,14 @@ def test_classic_variant_with_min_instances() -> None:
     assert variant["ModelName"] == "embed-model"
     assert variant["InitialInstanceCount"] == 2
     assert "ManagedInstanceScaling" not in variant
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 600
+
+
+def test_classic_variant_scaling_policy() -> None:
+    request = resources.variant_tracking_request(NAMES, _settings(min_instances=1, max_concurrency=2))
+    assert request["ResourceId"] == "endpoint/embed/variant/AllTraffic"
+    metric = request["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+    assert metric["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
 
 
 def test_component_requests_gpus() -> None:

@@ -190,6 +190,8 @@ def test_min_instances_uses_classic_variant(sagemaker_env: FakeSageMaker, contai
         assert [(t["ResourceId"], t["MinCapacity"]) for t in target["ScalableTargets"]] == [
             ("endpoint/sm-echo/variant/AllTraffic", 1)
         ]
+        policies = boto3.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")
+        assert [p["PolicyName"] for p in policies["ScalingPolicies"]] == ["sm-echo-invocations"]
         _serve(sagemaker_env, container)
         assert deployment.predict(text="classic") == "classic"
     finally:
@@ -292,3 +294,41 @@ def test_missing_credentials_fail_fast(sagemaker_env: FakeSageMaker, monkeypatch
         _deploy()
     assert time.monotonic() - began < 5
     assert sagemaker_env.requests == []
+
+
+def test_role_must_be_an_arn(sagemaker_env: FakeSageMaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUSERVE_SAGEMAKER_ROLE_ARN", "SageMakerExecution")
+    with pytest.raises(gpuserve.ConfigError, match="'SageMakerExecution' is not a role ARN"):
+        _deploy()
+    assert sagemaker_env.requests == []
+
+
+def test_volumes_rejected(sagemaker_env: FakeSageMaker) -> None:
+    with pytest.raises(gpuserve.ConfigError, match="cannot mount volumes"):
+        _deploy(volumes={"/models": gpuserve.Volume(name="weights")})
+
+
+def test_failed_deploy_keeps_existing(sagemaker_env: FakeSageMaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    existing = gpuserve.deploy(Echo, name="sm-echo")  # the local backend
+    try:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        with pytest.raises(gpuserve.BackendUnavailableError):
+            _deploy()
+        assert [d.backend for d in gpuserve.list_deployments()] == ["local"]
+        assert existing.predict(text="still here") == "still here"
+    finally:
+        existing.delete()
+
+
+def test_invoke_without_credentials(sagemaker_env: FakeSageMaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _deploy()
+    try:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        with pytest.raises(gpuserve.BackendUnavailableError, match="No AWS credentials"):
+            deployment.predict(text="x")
+    finally:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        deployment.delete()
