@@ -191,9 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "endpoint", metavar="MODULE_OR_FILE:CLASS", help="e.g. examples/tiny.py:Echo or myapp.serve:Embed"
     )
-    deploy.add_argument(
-        "--backend", default="local", help=f"where to deploy: {', '.join(BACKENDS)} (default: local)"
-    )
+    deploy.add_argument("--backend", default="local", help=f"where to deploy: {', '.join(BACKENDS)} (default: local)")
     deploy.add_argument("--name", help="deployment name (default: the class name in kebab case)")
     deploy.add_argument(
         "--set",

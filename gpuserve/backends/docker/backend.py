@@ -60,7 +60,7 @@ def _volume_binds(client: docker.DockerClient, settings: Settings, deployment: s
     return binds
 
 
-def _prune_dangling(client: docker.DockerClient, deployment: str) -> None:
+def prune_dangling(client: docker.DockerClient, deployment: str) -> None:
     """Remove the deployment's untagged images; the engine runs one prune at a time, so wait for others."""
     for attempt in range(20):
         try:
@@ -163,7 +163,7 @@ class DockerBackend(SupervisedBackend):
                 except docker.errors.ImageNotFound:
                     pass
                 # The build stage that installs python packages leaves an untagged image with our label.
-                _prune_dangling(client, record.name)
+                prune_dangling(client, record.name)
 
     def _describe(self, record: DeploymentRecord) -> dict[str, Any]:
         details: dict[str, Any] = {

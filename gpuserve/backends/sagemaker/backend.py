@@ -77,6 +77,7 @@ class SageMakerBackend(Backend):
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) before deploying to SageMaker."
             )
         names = resources.Names.for_deployment(spec.name)
+        from ..docker.backend import prune_dangling
         from ..docker.builder import build_image
         from ..docker.engine import connect
         from .publish import publish_image
@@ -114,7 +115,9 @@ class SageMakerBackend(Backend):
                 remove_record(record.name)
             raise
         finally:
-            docker_client.images.remove(built.tag, force=True)  # the pushed copy in ECR is what SageMaker runs
+            # The pushed copy in ECR is what SageMaker runs; the local image and its build stage can go.
+            docker_client.images.remove(built.tag, force=True)
+            prune_dangling(docker_client, spec.name)
         record.extra["state"] = "deployed"
         save_record(record)
         return record

@@ -81,7 +81,9 @@ def container(docker_client: Any, registry: str) -> Iterator[Any]:
 
     yield run  # type: ignore[misc]
     for item in started:
+        image = item.image.id
         item.remove(force=True)
+        docker_client.images.remove(image, force=True)  # pulled from the test registry; leave nothing behind
 
 
 def _deploy(**overrides: Any) -> Deployment:
@@ -138,6 +140,9 @@ def test_deploy_invoke_delete(sagemaker_env: FakeSageMaker, container: Any, dock
     )
     images = boto3.client("ecr").list_images(repositoryName="gpuserve/sm-echo")["imageIds"]
     assert images == []
+    built = docker_client.images.list(filters={"label": "gpuserve.deployment=sm-echo"})
+    # The copy that the container fixture pulled from the test registry goes at its teardown.
+    assert [image.tags for image in built if not any(tag.startswith("127.0.0.1:") for tag in image.tags)] == []
     assert gpuserve.list_deployments() == []
 
 
