@@ -66,8 +66,11 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"The {self.name} backend is called over HTTP at the deployment's URL.")
 
-    def ensure_serving(self, record: DeploymentRecord) -> None:
-        """Raise ``EndpointUnavailableError`` when the deployment can be seen to be stopped, before a call waits on it."""
+    def ensure_serving(self, record: DeploymentRecord) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Raise ``EndpointUnavailableError`` when the deployment is known to be stopped.
+
+        Called before the first request, so that a call fails at once instead of waiting for a deadline.
+        """
 
     @classmethod
     def calls_over_http(cls) -> bool:
