@@ -69,6 +69,12 @@ class SageMakerBackend(Backend):
             )
         instance = instance_type(settings.gpu)
         environment = {"GPUSERVE_SETTINGS": settings.to_json(), **self._secret_values(settings)}
+        if settings.setup_timeout > resources.MAX_HEALTH_CHECK_SECONDS:
+            progress(
+                f"Warning: setup_timeout={settings.setup_timeout:g} s exceeds SageMaker's limit of "
+                f"{resources.MAX_HEALTH_CHECK_SECONDS} s for the container health check; SageMaker will give up "
+                "after that, so load less in setup or load weights lazily."
+            )
         aws = session()
         if aws.get_credentials() is None:
             # Checked before the image build, which takes minutes, rather than at the first AWS call.

@@ -18,6 +18,9 @@ VARIANT = "AllTraffic"
 NAMESPACE = "sagemaker"
 COPY_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 INSTANCE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+#: SageMaker's range for ContainerStartupHealthCheckTimeoutInSeconds (API reference, ProductionVariant).
+MIN_HEALTH_CHECK_SECONDS = 60
+MAX_HEALTH_CHECK_SECONDS = 3600
 #: Memory a copy reserves on the instance; SageMaker requires a value for inference components.
 COPY_MEMORY_MB = 1024
 
@@ -87,7 +90,7 @@ def endpoint_config_request(names: Names, settings: Settings, instance_type: str
 
 def health_check_timeout(settings: Settings) -> int:
     """Seconds SageMaker waits for the container's /ping: setup_timeout, within SageMaker's 60-3600 s range."""
-    return min(3600, max(60, round(settings.setup_timeout)))
+    return min(MAX_HEALTH_CHECK_SECONDS, max(MIN_HEALTH_CHECK_SECONDS, round(settings.setup_timeout)))
 
 
 def inference_component_request(names: Names, settings: Settings) -> dict[str, Any]:
