@@ -8,9 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -133,3 +133,20 @@ def launch_runtime(reference: str, log_path: Path, *args: str, env: dict[str, st
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     return RuntimeServer(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval)
+
+
+@pytest.fixture
+def deployments() -> Iterator[list[Any]]:
+    """Collects deployments made by a test and deletes them afterwards."""
+    made: list[Any] = []
+    yield made
+    for deployment in made:
+        deployment.delete()

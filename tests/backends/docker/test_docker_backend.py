@@ -6,7 +6,6 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,12 @@ import pytest
 import gpuserve
 from gpuserve.deployment import Deployment
 
-from ...conftest import REPO, free_port
+from ...conftest import REPO, free_port, wait_for
 from ...endpoints.failing_setup import FailingSetup
 from ...endpoints.volume_reader import VolumeReader
 
 sys.path.insert(0, str(REPO / "examples"))
 from tiny import Echo  # noqa: E402
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def deployments() -> Iterator[list[Deployment]]:
-    made: list[Deployment] = []
-    yield made
-    for deployment in made:
-        deployment.delete()
 
 
 def _images(client: Any, name: str) -> list[Any]:
@@ -72,7 +56,7 @@ def test_sagemaker_contract_on_image(deployments: list[Deployment], base_image: 
             detach=True,
         )
         try:
-            _wait_for(lambda: _ping() == 200, timeout=30)
+            wait_for(lambda: _ping() == 200, timeout=30)
             response = httpx.post("http://127.0.0.1:8080/invocations", json={"text": "sm", "style": "shout"})
             assert response.status_code == 200
             assert response.json() == {"output": "SM"}
@@ -110,7 +94,7 @@ def test_scale_to_zero_cycle(base_image: str, docker_client: Any) -> None:
     deployment = gpuserve.deploy(Echo, backend="docker", name="dk-idle", project_dir=REPO, idle_timeout=2)
     try:
         assert deployment.predict(text="warm") == "warm"
-        _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=20)
+        wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=20)
         assert deployment.status()["container_state"] == "exited"
         assert deployment.predict(text="cold") == "cold"
         status = deployment.status()

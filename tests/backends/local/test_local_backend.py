@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 import gpuserve
 from gpuserve.deployment import Deployment
 
-from ...conftest import REPO
+from ...conftest import REPO, wait_for
 from ...endpoints.failing_setup import FailingSetup
 from ...endpoints.raising import Raising
 from ...endpoints.slow_setup import SlowSetup
@@ -34,22 +33,6 @@ def _alive(pid: int | None) -> bool:
         return bool(Path(f"/proc/{pid}/cmdline").read_bytes())  # empty for a zombie
     except FileNotFoundError:
         return False
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def deployments() -> Iterator[list[Deployment]]:
-    """Collects deployments made by a test and deletes them afterwards."""
-    made: list[Deployment] = []
-    yield made
-    for deployment in made:
-        deployment.delete()
 
 
 def test_deploy_predict_status(deployments: list[Deployment]) -> None:
@@ -71,11 +54,11 @@ def test_scale_to_zero_cycle(deployments: list[Deployment]) -> None:
     worker_pid = deployment.status()["worker_pid"]
     assert _alive(worker_pid)
 
-    _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
+    wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     status = deployment.status()
     assert status["instances"] == 0
     assert status["worker_pid"] is None
-    _wait_for(lambda: not _alive(worker_pid), timeout=5)
+    wait_for(lambda: not _alive(worker_pid), timeout=5)
 
     began = time.monotonic()
     assert deployment.predict(text="cold") == "cold"
@@ -208,7 +191,7 @@ def test_worker_crash_restarts_on_next_request(deployments: list[Deployment]) ->
     deployments.append(deployment)
     worker_pid = deployment.status()["worker_pid"]
     os.kill(worker_pid, signal.SIGKILL)
-    _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=5)
+    wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=5)
     assert deployment.predict(text="back") == "back"
     assert deployment.status()["cold_starts"] == 2
 
@@ -218,7 +201,7 @@ def test_delete_after_front_door_killed() -> None:
     status = deployment.status()
     os.kill(status["server_pid"], signal.SIGKILL)
     # The worker notices its supervisor is gone and exits by itself.
-    _wait_for(lambda: not _alive(status["worker_pid"]), timeout=5)
+    wait_for(lambda: not _alive(status["worker_pid"]), timeout=5)
     assert deployment.status()["state"] == "stopped"
     deployment.delete()
     assert gpuserve.list_deployments() == []
@@ -255,7 +238,7 @@ def test_deployment_outlives_deploying_process(gpuserve_home: Path) -> None:
 def test_async_client_through_front_door(deployments: list[Deployment]) -> None:
     deployment = gpuserve.deploy(Echo, name="echo-async", idle_timeout=1)
     deployments.append(deployment)
-    _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
+    wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
 
     async def call_many() -> list[str]:
         async with gpuserve.AsyncClient(deployment.url) as client:
@@ -275,7 +258,7 @@ def test_invalid_input_through_cold_start(
         VolumeReader, name="reader-gone", idle_timeout=0.5, volumes={"/data": gpuserve.Volume(local_dir=str(data))}
     )
     deployments.append(deployment)
-    _wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
+    wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     response = httpx.post(f"{deployment.url}/predict", json={"unknown": 1}, timeout=30)
     assert response.status_code == 422
 
@@ -284,7 +267,7 @@ def test_predict_on_stopped_fails_fast() -> None:
     deployment = gpuserve.deploy(Echo, name="echo-stopped")
     status = deployment.status()
     os.kill(status["server_pid"], signal.SIGKILL)
-    _wait_for(lambda: not _alive(status["worker_pid"]), timeout=5)
+    wait_for(lambda: not _alive(status["worker_pid"]), timeout=5)
     began = time.monotonic()
     with pytest.raises(gpuserve.EndpointUnavailableError, match="is stopped"):
         Deployment.get("echo-stopped").predict(text="x")
