@@ -8,6 +8,7 @@ port 8080 unless it sets ``SAGEMAKER_BIND_TO_PORT``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..envvars import PARENT_PID_ENV, SETTINGS_ENV
@@ -55,6 +57,31 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="gpuserve-parent-watch", daemon=True).start()
 
 
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """A uvicorn server whose process exits 0 after a graceful shutdown on SIGTERM or SIGINT.
+
+        uvicorn re-raises the signal once it has shut down, so the process would end by the signal
+        (exit code 143 for SIGTERM) and look crashed to `docker ps` and to supervisors.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -82,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         config = uvicorn.Config(app, **options)
     else:
         config = uvicorn.Config(app, host=args.host, port=_choose_port(args), **options)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     if args.exit_on_setup_failure:
 
         def stop_server() -> None:

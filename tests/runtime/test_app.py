@@ -237,5 +237,6 @@ def test_sigterm_stops_server(serve: ServeFactory, tmp_path: Path) -> None:
     server: RuntimeServer = serve("examples/tiny.py:Echo")
     server.wait_ready()
     began = time.monotonic()
-    server.stop()
+    exit_code = server.stop()
     assert time.monotonic() - began < 5
+    assert exit_code == 0

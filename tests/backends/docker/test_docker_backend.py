@@ -96,6 +96,8 @@ def test_scale_to_zero_cycle(base_image: str, docker_client: Any) -> None:
         assert deployment.predict(text="warm") == "warm"
         wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=20)
         assert deployment.status()["container_state"] == "exited"
+        stopped = docker_client.containers.get(deployment.record.extra["container_id"])
+        assert stopped.attrs["State"]["ExitCode"] == 0
         assert deployment.predict(text="cold") == "cold"
         status = deployment.status()
         assert status["cold_starts"] == 2
