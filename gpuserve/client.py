@@ -40,7 +40,7 @@ def _message(body: Any, response: httpx.Response) -> str:
 
 
 def _is_starting(response: httpx.Response, body: Any) -> bool:
-    """A 503 is worth retrying unless it reports a failed setup."""
+    """Return True for a 502 or 503 worth retrying: any but a failed setup."""
     if response.status_code not in (502, 503):
         return False
     error = body.get("error") if isinstance(body, dict) else None
@@ -105,7 +105,7 @@ class _Retry:
         return delay
 
 
-# Modal answers a request that runs past 150 s with a 303 to a result URL, which the clients follow
+# Modal returns a 303 to a result URL for a request that runs past 150 s, and the clients follow it
 # (modal.com/docs/guide/webhook-timeouts); 20 redirects wait up to about 50 minutes.
 class _BaseClient:
     def __init__(

@@ -1,8 +1,8 @@
 """Encoding of ``predict`` outputs as JSON.
 
-Outputs may hold numpy and torch numbers and arrays (on the CPU or a GPU), pydantic models,
+Outputs may contain numpy and torch numbers and arrays (on the CPU or a GPU), pydantic models,
 dataclasses, enums, datetimes, paths and UUIDs besides plain JSON values. The common case
-goes through ``json.dumps`` once; only when it fails is the output walked again to name the
+goes through ``json.dumps`` once. Only when that fails is the output walked again, to name the
 type and the path of the first value that cannot be encoded.
 """
 

@@ -17,7 +17,7 @@ from .settings import SETTING_NAMES, Image, Scaling, Settings, Volume, build_set
 
 
 class Endpoint:
-    """A model served over HTTP: subclass it, load weights in ``setup``, answer in ``predict``.
+    """A model served over HTTP: subclass it, load weights in ``setup``, compute outputs in ``predict``.
 
     Example::
 
@@ -60,7 +60,7 @@ class Endpoint:
         """Load weights and other state once per instance, before it serves requests."""
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """Answer one request; subclasses declare their inputs as typed parameters."""
+        """Compute the output of one request. Subclasses declare their inputs as typed parameters."""
         raise NotImplementedError(f"{type(self).__name__} must define predict(self, ...).")
 
     @classmethod

@@ -21,7 +21,7 @@ Every error the library raises on purpose derives from ``GpuserveError``::
         ├── InvalidInputError           the inputs failed validation (422)
         ├── PredictError                ``predict`` raised (500)
         ├── EndpointUnavailableError    the endpoint is not ready or its setup failed (503)
-        └── DeadlineExceededError       no answer arrived within the client's deadline
+        └── DeadlineExceededError       no response arrived within the client's deadline
 
 Provider SDK errors are translated at the backend boundary into the most specific
 class, with the original kept as ``__cause__``.
@@ -135,4 +135,4 @@ class EndpointUnavailableError(ClientError):
 
 
 class DeadlineExceededError(ClientError, TimeoutError):
-    """No answer arrived within the client's deadline."""
+    """No response arrived within the client's deadline."""

@@ -42,7 +42,7 @@ def _check_env_name(name: object, setting: str) -> str:
 
 @dataclass(frozen=True)
 class Image:
-    """What the container image of an endpoint holds.
+    """Contents of an endpoint's container image.
 
     Example: ``Image(python_packages=["torch==2.4.1", "transformers"], system_packages=["ffmpeg"])``.
     """

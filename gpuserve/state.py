@@ -46,7 +46,7 @@ def deployment_dir(name: str) -> Path:
 
 @dataclass
 class DeploymentRecord:
-    """What was deployed under a name: enough for any later process to reach and manage it."""
+    """Record of a deployment under a name, enough for any later process to reach and manage it."""
 
     name: str
     backend: str

@@ -76,7 +76,7 @@ class RuntimeServer:
         raise AssertionError(f"the server did not listen within {timeout} s:\n{self.log()}")
 
     def wait_ready(self, timeout: float = 60.0) -> httpx.Response:
-        """Wait until /health stops answering 503 "starting"; return the last health response."""
+        """Wait until /health no longer returns 503 "starting", and return the last health response."""
         self.wait_listening(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -61,7 +61,7 @@ class Backend(ABC):
     def invoke(self, record: DeploymentRecord, inputs: dict[str, Any], deadline: float) -> Any:
         """Call the endpoint's predict through the provider's API, for providers without a plain HTTPS URL.
 
-        Backends whose endpoints answer HTTP at ``record.url`` leave this alone; ``Deployment`` then
+        Backends whose endpoints serve HTTP at ``record.url`` leave this alone, and ``Deployment`` then
         uses ``gpuserve.Client``.
         """
         raise NotImplementedError(f"The {self.name} backend is called over HTTP at the deployment's URL.")

@@ -56,9 +56,9 @@ def _unauthorized(request: Request, token: str | None) -> Response | None:
     """Return a 401 response unless the request carries ``token`` as a bearer token (or no token is set)."""
     if token is None:
         return None
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     # compare_digest takes the same time wherever the strings differ, so timing reveals nothing of the token.
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
         return None
     return _error(
         401,
@@ -120,7 +120,7 @@ def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Setup starts in the background so that the port opens at once; platforms then see
+        # Setup starts in the background so that the port opens at once. Platforms then see
         # a live process whose health reports "starting" instead of a refused connection.
         if start_setup:
             host.start_background()

@@ -34,7 +34,7 @@ class NotReadyError(Exception):
 
 @dataclass
 class StartupReport:
-    """What happened while the host started, for health and cold-start figures."""
+    """Outcome and timings of the host's start, for health and cold-start figures."""
 
     phase: str = STARTING
     step: str = "import"
@@ -69,8 +69,8 @@ class EndpointHost:
         self._instance: Endpoint | None = None
         self._predict: Callable[..., Any] | None = None
         self._is_async = False
-        # Sync predicts run one at a time on a dedicated thread so that per-request state kept on
-        # ``self`` never mixes; async predicts run on the event loop up to max_concurrency.
+        # Sync predicts run one at a time on a dedicated thread, so per-request state kept on
+        # ``self`` never mixes. Async predicts run on the event loop up to max_concurrency.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpuserve-predict")
         self._semaphore: asyncio.Semaphore | None = None
         self._ready_event = threading.Event()

@@ -152,7 +152,7 @@ def test_timeout_is_504_and_server_stays_healthy(raising_url: str) -> None:
     assert "1 s" in response.json()["error"]["message"]
     assert elapsed < 2.0
     assert httpx.get(f"{raising_url}/health").status_code == 200
-    time.sleep(1.6)  # the timed-out call still holds the predict thread until its sleep ends
+    time.sleep(1.6)  # the timed-out call keeps the predict thread busy until its sleep ends
     assert _predict(raising_url, {}).status_code == 200
 
 

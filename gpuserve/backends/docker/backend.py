@@ -121,7 +121,7 @@ class DockerBackend(SupervisedBackend):
 
     def _replace(self, previous: DeploymentRecord) -> None:
         if previous.backend == self.name and not previous.extra.get("keep_image"):
-            # The old image holds the build cache of the new one, so it goes only after the new build.
+            # The old image contains the build cache of the new one, so it is removed only after the new build.
             previous.extra["keep_image"] = True
             self._replaced_image_id = previous.extra.get("image_id")
         super()._replace(previous)
@@ -175,7 +175,7 @@ class DockerBackend(SupervisedBackend):
         try:
             container = connect().containers.get(record.extra["container_id"])
             details["container_state"] = container.status
-        except Exception as exc:  # status answers even when the engine or the container is gone
+        except Exception as exc:  # status must return even when the engine or the container is gone
             details["container_state"] = f"unknown ({type(exc).__name__})"
         return details
 

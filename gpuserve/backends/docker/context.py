@@ -134,7 +134,9 @@ def check_project_dir(project: Path) -> None:
     if not resolved.exists():
         raise ConfigError(f"The project directory {resolved} does not exist; pass an existing project_dir.")
     if not resolved.is_dir():
-        raise ConfigError(f"The project directory {resolved} is a file, not a folder; pass the folder that holds it.")
+        raise ConfigError(
+            f"The project directory {resolved} is a file, not a folder; pass the folder that contains it."
+        )
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -146,10 +148,10 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def copy_project(project: Path, target: Path) -> int:
-    """Copy the project's files that the ignore rules keep into ``target``; return the bytes copied.
+    """Copy the project's files that the ignore rules keep into ``target``, and return the bytes copied.
 
-    A symbolic link is copied as the file or folder it points to, when that lies inside the project
-    and is not excluded itself; links that leave the project are skipped.
+    A symbolic link is copied as the file or folder it points to when that lies inside the project
+    and is not excluded itself. Links that leave the project are skipped.
     """
     check_project_dir(project)
     project = project.expanduser().resolve()

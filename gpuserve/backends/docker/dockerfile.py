@@ -41,7 +41,7 @@ def choose_base_image(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class ImagePlan:
-    """What the Dockerfile needs to know beyond the settings."""
+    """Facts the Dockerfile needs beyond the settings."""
 
     deployment: str
     base_image: str

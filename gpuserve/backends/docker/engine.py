@@ -1,9 +1,9 @@
 """Connecting to the Docker engine and translating its errors.
 
-gpuserve talks to the engine through the docker SDK rather than the ``docker`` CLI: the SDK
-returns structured build output (one record per step, with an ``error`` record for the failing
-step), raises typed errors that map onto gpuserve's tree, and needs no CLI binary of a matching
-version on the machine. The cost is the legacy builder, without BuildKit's cache mounts.
+gpuserve talks to the engine through the docker SDK rather than the ``docker`` CLI. The SDK
+returns structured build output, one record per step with an ``error`` record for the failing
+step. It raises typed errors that map onto gpuserve's tree, and it needs no CLI binary of a
+matching version on the machine. The cost is the legacy builder, without BuildKit's cache mounts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DEPLOYMENT_LABEL = "gpuserve.deployment"
 def connect(timeout: float = 600.0) -> docker.DockerClient:
     """Return a client for the engine at ``$DOCKER_HOST`` (default: the local socket), checked with a ping.
 
-    ``timeout`` bounds the wait for each read from the engine; a build step such as unpacking torch can
+    ``timeout`` bounds the wait for each read from the engine. A build step such as unpacking torch can
     print nothing for minutes, so the default is long. The ping itself gives up after 10 s.
     """
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -45,7 +45,7 @@ def connect(timeout: float = 600.0) -> docker.DockerClient:
     return client
 
 
-def is_gpu_refusal(exc: docker.errors.APIError) -> bool:
+def is_gpu_request_rejected(exc: docker.errors.APIError) -> bool:
     """True when the engine rejected a GPU device request, as engines without the NVIDIA toolkit do."""
     text = str(exc).lower()
     return "device driver" in text and "gpu" in text or "nvidia-container" in text
@@ -64,7 +64,7 @@ def translated_errors(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.APIError as exc:
-        if is_gpu_refusal(exc):
+        if is_gpu_request_rejected(exc):
             raise gpu_error(exc) from exc
         if exc.is_server_error():
             raise DeployError(f"The Docker engine failed to {action}: {exc.explanation or exc}") from exc

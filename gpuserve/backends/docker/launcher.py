@@ -10,7 +10,7 @@ import docker
 import docker.errors
 
 from ..local.scaler import StartFailedError
-from .engine import connect, gpu_error, is_gpu_refusal
+from .engine import connect, gpu_error, is_gpu_request_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class DockerLauncher:
         try:
             await asyncio.to_thread(lambda: self._container().start())
         except docker.errors.APIError as exc:
-            if is_gpu_refusal(exc):
+            if is_gpu_request_rejected(exc):
                 raise StartFailedError(str(gpu_error(exc))) from exc
             raise StartFailedError(f"the engine could not start the container: {exc.explanation or exc}") from exc
         except docker.errors.DockerException as exc:

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     # Port 0 lets the system pick a free port at bind time; choosing one earlier races with other processes.
-    # IPPROTO_TCP must be explicit: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
-    # and without it every response waits about 40 ms for the client's delayed ACK.
+    # IPPROTO_TCP must be explicit because asyncio sets TCP_NODELAY only on sockets whose proto is TCP.
+    # Without it every response waits about 40 ms for the client's delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -41,7 +41,7 @@ class ProcessLauncher:
         return None if self._process is None else self._process.poll()
 
     async def start(self) -> str:
-        """Start a worker and return its base URL; it answers /health as soon as the port opens."""
+        """Start a worker and return its base URL, where /health responds as soon as the port opens."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -43,7 +43,7 @@ class Launcher(Protocol):
 
 
 class StartFailedError(Exception):
-    """The worker failed to become ready; the message says why."""
+    """The worker failed to become ready, for the reason in the message."""
 
 
 class Scaler:

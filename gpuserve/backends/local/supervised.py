@@ -1,7 +1,7 @@
 """Backends whose endpoints sit behind a local front door that scales a worker to zero.
 
-The local backend's worker is a child process, the Docker backend's a container; both share the
-deploy, status, logs and delete flow here and differ in the hooks ``_prepare``, ``_remove_resources``
+The local backend's worker is a child process and the Docker backend's a container. Both share the
+deploy, status, logs and delete flow here, and differ in the hooks ``_prepare``, ``_remove_resources``
 and ``_describe``.
 """
 

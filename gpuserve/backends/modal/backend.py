@@ -1,7 +1,7 @@
 """The Modal backend's deploy, status, logs and delete, with the SDK behind one seam.
 
-Every call that talks to Modal's servers goes through ``ModalApi``; tests replace it to run the
-whole flow without credentials, and its errors are translated here into gpuserve's tree.
+Every call that talks to Modal's servers goes through ``ModalApi``, so tests can replace it and run
+the whole flow without credentials. Its errors are translated here into gpuserve's tree.
 """
 
 from __future__ import annotations

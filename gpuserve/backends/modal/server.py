@@ -1,7 +1,7 @@
 """The Modal server class, and the building of a ``modal.App`` around it from a ``ModalPlan``.
 
 ``GpuserveServer`` is defined once, at module level, so that Modal's containers import it by name.
-Each deploy decorates it with the endpoint's settings through ``app.cls``; inside the container it
+Each deploy decorates it with the endpoint's settings through ``app.cls``. Inside the container it
 reads the endpoint reference and settings from the image's environment, loads the endpoint in
 ``@modal.enter`` and serves the same runtime ASGI app as every other backend.
 """
@@ -32,7 +32,7 @@ class GpuserveServer:
         self.host = EndpointHost(
             os.environ[REFERENCE_ENV], Settings.from_json(settings_json) if settings_json else None
         )
-        # A failed setup is recorded on the host, and the app then answers 503 with the error,
+        # A failed setup is recorded on the host, and the app then returns 503 with the error,
         # as the runtime does on every backend, instead of crashing the container in a loop.
         self.host.start()
 

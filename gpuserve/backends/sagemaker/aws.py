@@ -66,8 +66,8 @@ def _translate(exc: botocore.exceptions.ClientError, action: str) -> Exception:
         return BackendUnavailableError(f"AWS rejected the request to {action} ({code}: {message}). {_CREDENTIALS_FIX}")
     if code == "ResourceLimitExceeded":
         return DeployError(
-            f"AWS refused to {action} because of an account quota ({message}). Request an increase in the Service "
-            "Quotas console for the instance type's endpoint usage, or choose another GPU."
+            f"AWS rejected the request to {action} because of an account quota ({message}). Request an "
+            "increase in the Service Quotas console for the instance type's endpoint usage, or choose another GPU."
         )
     if code in ("ResourceNotFound", "ResourceNotFoundException") or message.startswith("Could not find"):
         return DeploymentNotFoundError(f"AWS found nothing to {action}: {message}")

@@ -221,6 +221,18 @@ class SageMakerBackend(Backend):
 
     def _teardown(self, record: DeploymentRecord) -> None:
         """Delete everything the deployment may have created, in dependency order; missing parts are skipped."""
+        for action, step in self._teardown_steps(record):
+            try:
+                step()
+            except botocore.exceptions.ClientError as exc:
+                if not _is_missing(exc):
+                    logger.warning("Could not %s of %s: %s", action, record.name, error_message(exc))
+            except botocore.exceptions.BotoCoreError as exc:
+                # Reported, not raised: during a rollback the deploy's own error is the one to show.
+                logger.warning("Could not %s of %s: %s", action, record.name, exc)
+
+    def _teardown_steps(self, record: DeploymentRecord) -> list[tuple[str, Callable[[], Any]]]:
+        """Return the delete calls of a deployment, each with its description, in dependency order."""
         aws = session()
         names = resources.Names.for_deployment(record.name)
         sagemaker = aws.client("sagemaker")
@@ -275,15 +287,7 @@ class SageMakerBackend(Backend):
                     ),
                 )
             )
-        for action, step in steps:
-            try:
-                step()
-            except botocore.exceptions.ClientError as exc:
-                if not _is_missing(exc):
-                    logger.warning("Could not %s of %s: %s", action, record.name, error_message(exc))
-            except botocore.exceptions.BotoCoreError as exc:
-                # Reported, not raised: during a rollback the deploy's own error is the one to show.
-                logger.warning("Could not %s of %s: %s", action, record.name, exc)
+        return steps
 
     def _delete_and_wait(self, sagemaker: Any, kind: str, name: str) -> None:
         if kind == "component":
@@ -377,7 +381,7 @@ class SageMakerBackend(Backend):
                 continue
             body = json.loads(response["Body"].read())
             if not isinstance(body, dict) or "output" not in body:
-                raise ClientError(f"{record.name} answered without an output: {str(body)[:200]}")
+                raise ClientError(f"The response of {record.name} has no output: {str(body)[:200]}")
             return body["output"]
 
 

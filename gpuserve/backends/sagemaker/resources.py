@@ -1,8 +1,8 @@
 """The SageMaker, Application Auto Scaling and CloudWatch requests for one endpoint, as plain data.
 
-Scale to zero (``min_instances=0``) follows AWS's design for inference components: the endpoint
-config enables managed instance scaling with a minimum of 0 instances, the model runs as an
-inference component, Application Auto Scaling tracks the component's copy count down to 0, and a
+Scale to zero (``min_instances=0``) follows AWS's design for inference components. The endpoint
+config enables managed instance scaling with a minimum of 0 instances, and the model runs as an
+inference component. Application Auto Scaling tracks the component's copy count down to 0, and a
 step-scaling policy on the ``NoCapacityInvocationFailures`` alarm adds a copy when a request
 arrives while there is none. ``min_instances >= 1`` uses a classic production variant instead.
 """
