@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from .envvars import VOLUME_PATHS_ENV
 from .errors import ConfigError
 from .gpus import GPU
-from .settings import SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
+from .settings import DEFAULT_MAX_BODY_SIZE, SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
 
 
 class Endpoint:
@@ -49,6 +49,13 @@ class Endpoint:
     timeout: ClassVar[float] = 300.0
     #: Seconds ``setup`` may take.
     setup_timeout: ClassVar[float] = 600.0
+    #: Largest request body in bytes (default 32 MiB); larger requests get 413.
+    max_body_size: ClassVar[int] = DEFAULT_MAX_BODY_SIZE
+    #: Seconds in-flight requests may take to finish after SIGTERM.
+    shutdown_grace: ClassVar[float] = 30.0
+    #: Set True when a sync ``predict`` may run in several threads at once (up to max_concurrency).
+    #: By default sync calls run one at a time, so per-request state kept on ``self`` never mixes.
+    thread_safe: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
