@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from .envvars import VOLUME_PATHS_ENV
+from .batching import batch_config
 from .errors import ConfigError
 from .gpus import GPU
 from .settings import DEFAULT_MAX_BODY_SIZE, SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
@@ -97,7 +98,15 @@ class Endpoint:
 
 
 def check_predict_signature(cls: type[Endpoint]) -> None:
-    """Reject ``predict`` signatures that cannot map to named JSON fields."""
+    """Reject ``predict`` signatures that cannot map to named JSON fields, and bad batch annotations."""
+    if batch_config(cls.predict) is not None:
+        if inspect.isgeneratorfunction(cls.predict) or inspect.isasyncgenfunction(cls.predict):
+            raise ConfigError(
+                f"{cls.__name__}.predict cannot both stream and batch; remove @gpuserve.batched or the yield."
+            )
+        from .schema import build_input_model  # pydantic loads here, for batched classes only
+
+        build_input_model(cls, cls.predict)
     signature = inspect.signature(cls.predict)
     for parameter in list(signature.parameters.values())[1:]:
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):

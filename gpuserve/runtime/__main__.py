@@ -76,6 +76,8 @@ def _server_class() -> type[Any]:
         """
 
         drain_host: EndpointHost | None = None
+        #: Set when the grace period ended with requests unfinished.
+        abandoned = False
         _draining = False
 
         @contextlib.contextmanager
@@ -107,6 +109,7 @@ def _server_class() -> type[Any]:
                 time.sleep(0.02)
             if host.in_flight:
                 logger.warning("Shutting down with %d requests unfinished after %g s", host.in_flight, grace)
+                self.abandoned = True
             self.should_exit = True
 
     return GracefulServer
@@ -150,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     server.run(sockets=sockets)
     if args.exit_on_setup_failure and host.report.error is not None:
         sys.exit(1)
+    if server.abandoned:
+        # A sync predict thread cannot be stopped, and the interpreter would wait for it at exit.
+        logging.shutdown()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,14 @@ class Square(gpuserve.Endpoint):
 
     def predict(self, x: int, note: str = "") -> int:
         return x * x
+
+
+class Draining(gpuserve.Endpoint):
+    """Sleeps ``seconds``; its grace period of 10 s outlasts any one call."""
+
+    timeout = 30.0
+    shutdown_grace = 10.0
+
+    def predict(self, seconds: float = 0.0) -> float:
+        time.sleep(seconds)
+        return seconds
