@@ -233,7 +233,7 @@ def _predict_error(host: EndpointHost, exc: Exception) -> Response:
 
 async def _run_predict(host: EndpointHost, inputs: dict[str, Any], request: Request) -> Response:
     try:
-        output = await host.predict(inputs, request.receive)
+        output = await host.predict(inputs, request.is_disconnected)
     except NotReadyError:
         return _not_ready(host)
     except QueueFullError:
@@ -254,7 +254,7 @@ async def _run_predict(host: EndpointHost, inputs: dict[str, Any], request: Requ
 
 async def _run_stream(host: EndpointHost, inputs: dict[str, Any], request: Request) -> Response:
     try:
-        stream = await host.open_stream(inputs, request.receive)
+        stream = await host.open_stream(inputs, request.is_disconnected)
     except NotReadyError:
         return _not_ready(host)
     except QueueFullError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batching import BatchConfig
-from .gate import ClientGoneError, QueueFullError, Receive, wait_or_disconnect
+from .gate import ClientGoneError, IsGone, QueueFullError
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class PredictTimeoutError(Exception):
 class _Item:
     inputs: dict[str, Any]
     future: asyncio.Future[Any]
+    #: Checked before the item joins a batch; set only for items queued behind full batches.
+    is_gone: IsGone | None = None
     arrived: float = field(default_factory=time.monotonic)
 
 
@@ -67,21 +69,24 @@ class Batcher:
     def queued(self) -> int:
         return len(self._pending)
 
-    async def submit(self, inputs: dict[str, Any], receive: Receive | None = None) -> Any:
-        """Queue one request and return its output, or raise its own error."""
+    async def submit(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> Any:
+        """Queue one request and return its output, or raise its own error.
+
+        A request queued behind full batches is dropped, with ``ClientGoneError``, when ``is_gone``
+        says its client left before its batch starts.
+        """
         if len(self._pending) >= self._max_waiting:
             raise QueueFullError
         if self._arrived is None:
             self._arrived = asyncio.Event()
             self._workers = [asyncio.ensure_future(self._work()) for _ in range(self._worker_count)]
-        item = _Item(inputs, asyncio.get_running_loop().create_future())
-        # Only a request that will not fit in the batches filling now watches for its client leaving.
         far_back = len(self._pending) >= self.config.max_batch_size * self._worker_count
+        item = _Item(inputs, asyncio.get_running_loop().create_future(), is_gone if far_back else None)
         self._pending.append(item)
         self._arrived.set()
         try:
-            await wait_or_disconnect(item.future, receive if far_back else None)
-        except (ClientGoneError, asyncio.CancelledError):
+            await item.future
+        except asyncio.CancelledError:
             item.future.cancel()
             with contextlib.suppress(ValueError):
                 self._pending.remove(item)
@@ -104,6 +109,8 @@ class Batcher:
             batch: list[_Item] = []
             while self._pending and len(batch) < size:
                 item = self._pending.popleft()
+                if item.is_gone is not None and await item.is_gone():
+                    item.future.set_exception(ClientGoneError())
                 if not item.future.done():
                     batch.append(item)
             if batch:

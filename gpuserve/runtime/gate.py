@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-#: Awaits the next ASGI message of a request; after the body it returns only ``http.disconnect``.
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+#: Says, without waiting, whether a request's client has disconnected (Starlette's ``is_disconnected``).
+IsGone = Callable[[], Awaitable[bool]]
 
 
 class QueueFullError(Exception):
@@ -18,28 +17,6 @@ class QueueFullError(Exception):
 
 class ClientGoneError(Exception):
     """The client disconnected while its request waited for a slot."""
-
-
-async def wait_or_disconnect(waiter: asyncio.Future[Any], receive: Receive | None) -> None:
-    """Wait for ``waiter``; raise ``ClientGoneError`` if the client disconnects first.
-
-    ``waiter`` is left to the caller, which cancels or hands it back.
-    """
-    if receive is None:
-        await asyncio.shield(waiter)
-        return
-    watcher = asyncio.ensure_future(receive())
-    try:
-        while not waiter.done():
-            await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter.done():
-                return
-            if watcher.result().get("type") == "http.disconnect":
-                raise ClientGoneError
-            watcher = asyncio.ensure_future(receive())
-    finally:
-        if not watcher.done():
-            watcher.cancel()
 
 
 class Gate:
@@ -55,11 +32,13 @@ class Gate:
     def queued(self) -> int:
         return len(self._waiting)
 
-    async def acquire(self, receive: Receive | None = None) -> None:
+    async def acquire(self, is_gone: IsGone | None = None) -> None:
         """Take a slot, waiting in line when all are taken.
 
-        Raises ``QueueFullError`` when the line is full, and ``ClientGoneError`` when ``receive``
-        reports that the client left while waiting (its place in line is given up).
+        Raises ``QueueFullError`` when the line is full. A request that waited is checked with
+        ``is_gone`` when its turn comes: if its client left, the slot passes on and
+        ``ClientGoneError`` is raised. Checking at the turn, not while waiting, costs nothing per
+        waiting request.
         """
         if self.active < self.limit and not self._waiting:
             self.active += 1
@@ -69,7 +48,7 @@ class Gate:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         try:
-            await wait_or_disconnect(waiter, receive)
+            await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot arrived together with the disconnect or cancellation
@@ -78,6 +57,9 @@ class Gate:
                 with contextlib.suppress(ValueError):
                     self._waiting.remove(waiter)
             raise
+        if is_gone is not None and await is_gone():
+            self.release()
+            raise ClientGoneError
 
     def release(self) -> None:
         """Give the slot to the next caller in line, or free it."""

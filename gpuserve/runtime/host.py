@@ -22,7 +22,7 @@ from ..loader import load_endpoint
 from ..schema import build_input_model
 from ..settings import Settings
 from .batcher import Batcher, PredictTimeoutError
-from .gate import Gate, Receive
+from .gate import Gate, IsGone
 from .metrics import Metrics
 from .streaming import ItemStream
 
@@ -222,7 +222,7 @@ class EndpointHost:
                 config, self._call_batch, workers=limit, max_queue=scaling.max_queue, metrics=self.metrics
             )
 
-    async def predict(self, inputs: dict[str, Any], receive: Receive | None = None) -> Any:
+    async def predict(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> Any:
         """Run ``predict`` with validated inputs and return its output.
 
         Raises ``NotReadyError``, ``QueueFullError``, ``ClientGoneError`` (the client left while
@@ -230,8 +230,8 @@ class EndpointHost:
         """
         self.check_ready()
         if self._batcher is not None:
-            return await self._batcher.submit(inputs, receive)
-        await self._gate.acquire(receive)
+            return await self._batcher.submit(inputs, is_gone)
+        await self._gate.acquire(is_gone)
         release = True
         try:
             assert self._predict is not None
@@ -245,10 +245,10 @@ class EndpointHost:
             if release:
                 self._gate.release()
 
-    async def open_stream(self, inputs: dict[str, Any], receive: Receive | None = None) -> ItemStream:
+    async def open_stream(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> ItemStream:
         """Start a generator ``predict`` and return its ``ItemStream``, which holds a slot until closed."""
         self.check_ready()
-        await self._gate.acquire(receive)
+        await self._gate.acquire(is_gone)
         try:
             assert self._predict is not None
             generator = self._predict(**inputs)
