@@ -27,7 +27,7 @@ from starlette.routing import Route
 from ..encoding import encode_json
 from ..envvars import AUTH_TOKEN_ENV
 from ..errors import InputError, OutputEncodingError
-from .auth import UNAUTHORIZED_MESSAGE, bearer_matches
+from ..auth import UNAUTHORIZED_MESSAGE, bearer_matches
 from .batcher import BatchOutputError, PredictTimeoutError
 from .gate import ClientGoneError, QueueFullError
 from .host import FAILED, READY, STARTING, EndpointHost, NotReadyError

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from ...auth import OPEN_PATHS, UNAUTHORIZED_MESSAGE, bearer_matches
 from ...settings import Settings
 from ...state import read_json
 from .process import ProcessLauncher
@@ -57,9 +58,10 @@ async def _read_body(receive: Receive) -> bytes:
 class FrontDoor:
     """ASGI app that forwards every request to the worker, starting the worker when there is none."""
 
-    def __init__(self, scaler: Scaler, start_at_launch: bool) -> None:
+    def __init__(self, scaler: Scaler, start_at_launch: bool, token: str | None = None) -> None:
         self.scaler = scaler
         self.start_at_launch = start_at_launch
+        self.token = token
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(None), limits=httpx.Limits(max_keepalive_connections=64))
         self._idle_task: asyncio.Task[None] | None = None
 
@@ -86,7 +88,17 @@ class FrontDoor:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _authorized(self, scope: Scope) -> bool:
+        """Check the token here, so that a request without it never wakes the worker."""
+        if self.token is None or scope["path"] in OPEN_PATHS:
+            return True
+        header = next((value for key, value in scope["headers"] if key.lower() == b"authorization"), b"")
+        return bearer_matches(header.decode("latin-1"), self.token)
+
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._authorized(scope):
+            await _send_json(send, 401, {"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}})
+            return
         body = await _read_body(receive)
         try:
             worker_url = await self.scaler.acquire()
@@ -142,7 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request is noise
     record = read_json(directory / "deployment.json")
     settings = Settings.from_json(record["settings_json"])
-    config = {**record["extra"], "reference": record["reference"], "settings_json": record["settings_json"]}
+    config = {
+        **record["extra"],
+        "reference": record["reference"],
+        "settings_json": record["settings_json"],
+        "token": record.get("token"),
+    }
 
     import uvicorn
 
@@ -158,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     launcher = _make_launcher(record["backend"], config)
     scaler = Scaler(launcher, settings, directory / "state.json")
     scaler.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = FrontDoor(scaler, start_at_launch=True)
+    app = FrontDoor(scaler, start_at_launch=True, token=record.get("token"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", access_log=False, log_level="info", lifespan="on"))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
