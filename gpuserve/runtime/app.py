@@ -38,7 +38,8 @@ from .streaming import EventStreamResponse, event_body
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json"
-# Status 499 is what nginx logs for a client that closed the connection before the answer; nobody reads it.
+# Status 499 is what nginx logs for a client that closed the connection before the response. The client is
+# gone, so the status only shows in the metrics.
 _CLIENT_GONE = 499
 
 
