@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-#: Paths that answer without a token, so that platforms' health checks work.
+#: Paths served without a token, so that platforms' health checks work.
 OPEN_PATHS = frozenset({"/health", "/ping"})
 
 UNAUTHORIZED_MESSAGE = "Missing or invalid bearer token; send the deployment's token as 'Authorization: Bearer TOKEN'."

@@ -28,11 +28,11 @@ _ATTRIBUTE = "__gpuserve_batch__"
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """How the runtime gathers requests into one ``predict`` call."""
+    """The limits on gathering requests into one ``predict`` call."""
 
-    #: Most requests in one call.
+    #: Maximum number of requests in one call.
     max_batch_size: int
-    #: Longest wait, in milliseconds, for more requests after the first one arrives.
+    #: Maximum wait, in milliseconds, for more requests after the first one arrives.
     max_wait_ms: float
 
 

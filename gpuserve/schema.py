@@ -24,7 +24,7 @@ _ITERATORS = (
 )
 
 
-def item_type(annotation: Any, what: str) -> Any:
+def item_type(annotation: Any, described: str) -> Any:
     """Return ``T`` of a batch annotation ``list[T]``; raise ``ConfigError`` for anything else."""
     if annotation is Any:
         return Any
@@ -33,7 +33,7 @@ def item_type(annotation: Any, what: str) -> Any:
         args = typing.get_args(annotation)
         return args[0] if args else Any
     raise ConfigError(
-        f"{what} is annotated {annotation!r}, but a batched predict receives a list per parameter; "
+        f"{described} is annotated {annotation!r}, but a batched predict receives a list per parameter; "
         "annotate it as list[T], for example text: list[str]."
     )
 

@@ -1,4 +1,4 @@
-"""Dynamic batching: gather concurrent requests into one ``predict`` call, answer each caller its own item."""
+"""Dynamic batching: gather concurrent requests into one ``predict`` call and return each caller its own item."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class Batcher:
         """Queue one request and return its output, or raise its own error.
 
         A request queued behind full batches is dropped, with ``ClientGoneError``, when ``is_gone``
-        says its client left before its batch starts.
+        reports that its client left before its batch starts.
         """
         if len(self._pending) >= self._max_waiting:
             raise QueueFullError

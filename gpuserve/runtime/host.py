@@ -33,7 +33,7 @@ READY = "ready"
 FAILED = "failed"
 STOPPING = "stopping"
 
-# How predict is called: a plain or async function, or a sync or async generator that streams.
+# Kinds of predict: a plain or async function, or a sync or async generator that streams.
 SYNC = "sync"
 ASYNC = "async"
 SYNC_STREAM = "sync_stream"
@@ -187,7 +187,7 @@ class EndpointHost:
 
     @property
     def in_flight(self) -> int:
-        """Requests admitted and not yet answered, queued ones included."""
+        """Requests admitted and not yet responded to, queued ones included."""
         running = self._gate.active + (self._batcher.running if self._batcher else 0)
         return running + self.queued
 
@@ -246,7 +246,7 @@ class EndpointHost:
                 self._gate.release()
 
     async def open_stream(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> ItemStream:
-        """Start a generator ``predict`` and return its ``ItemStream``, which holds a slot until closed."""
+        """Start a generator ``predict`` and return its ``ItemStream``, which keeps a slot until closed."""
         self.check_ready()
         await self._gate.acquire(is_gone)
         try:
@@ -294,7 +294,7 @@ class EndpointHost:
 
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
-        future.exception()  # the caller already answered 504; this only marks the result as read
+        future.exception()  # the caller already got a 504 response; this only marks the result as read
 
 
 async def _await(awaitable: Any) -> Any:

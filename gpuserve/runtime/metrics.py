@@ -41,7 +41,7 @@ class Histogram:
 
 
 class Metrics:
-    """What ``/metrics`` reports: requests by route and status, latency, batches, queue and start-up."""
+    """The counters ``/metrics`` reports: requests by route and status, latency, batches, queue and start-up."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int], int] = {}

@@ -124,7 +124,7 @@ class ItemStream:
 
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
-        future.exception()  # mark it retrieved; the caller already answered
+        future.exception()  # mark it retrieved; the caller already got its response
 
 
 async def event_body(stream: ItemStream, first: Any) -> AsyncIterator[bytes]:
