@@ -110,11 +110,11 @@ class FrontDoor:
             )
             return
         try:
-            await self._proxy(worker_url, scope, body, send)
+            await self._proxy(worker_url, scope, body, receive, send)
         finally:
             self.scaler.release()
 
-    async def _proxy(self, worker_url: str, scope: Scope, body: bytes, send: Send) -> None:
+    async def _proxy(self, worker_url: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"")
         url = worker_url + scope["path"] + (f"?{query.decode()}" if query else "")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _NOT_FORWARDED]
@@ -130,11 +130,41 @@ class FrontDoor:
         try:
             response_headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            relay = _relay(response, send)
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await _until_disconnect(relay, receive)
+            else:
+                await relay
         finally:
             await response.aclose()
+
+
+async def _relay(response: httpx.Response, send: Send) -> None:
+    async for chunk in response.aiter_raw():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(relay: Awaitable[None], receive: Receive) -> None:
+    """Run ``relay`` until it ends or the client disconnects, whichever comes first.
+
+    On a disconnect the relay stops and the caller closes the worker's response, so the worker
+    sees its client leave and closes the generator that makes the stream.
+    """
+    relaying = asyncio.ensure_future(relay)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (relaying, watching):
+            task.cancel()
+    if relaying.done() and not relaying.cancelled():
+        relaying.result()  # re-raise a failed relay
 
 
 def _make_launcher(backend: str, config: dict[str, Any]) -> Launcher:

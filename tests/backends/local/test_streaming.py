@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 import gpuserve
 from gpuserve.deployment import Deployment
 
-from ...conftest import REPO
+from ...conftest import REPO, wait_for
 from ...endpoints.streaming import Letters, Ticker
 
 
@@ -44,3 +45,23 @@ def test_cli_prints_one_item_per_line(deployments: list[Deployment]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ['"a"', "[1, 2]", '"b"']
+
+
+def test_a_client_leaving_closes_the_generator_behind_the_front_door(
+    deployments: list[Deployment], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "stream.log"
+    monkeypatch.setenv("STREAM_LOG", str(log))
+    deployment = gpuserve.deploy(Ticker, name="ticker-gone")
+    deployments.append(deployment)
+    received = []
+    with httpx.stream("POST", f"{deployment.url}/predict", json={"count": 200, "interval": 0.05, "tag": "t"}) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                received.append(int(line[6:]))
+            if len(received) == 3:
+                break
+    left_at = time.time()
+    wait_for(lambda: log.exists() and "closed t" in log.read_text(), timeout=5)
+    closed_at = float(next(line for line in log.read_text().splitlines() if line.endswith("closed t")).split()[0])
+    assert closed_at - left_at < 1.0
