@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .batching import batched
 from .endpoint import Endpoint
 from .errors import (
     AuthenticationError,
@@ -45,7 +46,6 @@ from .errors import (
     SetupFailedError,
     StreamError,
 )
-from .batching import batched
 from .gpus import GPU
 from .settings import Image, Scaling, Settings, Volume
 

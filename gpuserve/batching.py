@@ -46,15 +46,15 @@ def batched(max_batch_size: int = 8, max_wait_ms: float = 10.0) -> Callable[[F],
     items that fail on their own get an error.
     """
     if callable(max_batch_size):
-        raise ConfigError("Use @gpuserve.batched(...) with parentheses, for example @gpuserve.batched(max_batch_size=8).")
+        raise ConfigError(
+            "Use @gpuserve.batched(...) with parentheses, for example @gpuserve.batched(max_batch_size=8)."
+        )
     if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise ConfigError(f"Invalid max_batch_size {max_batch_size!r}; use a whole number of at least 1, such as 8.")
-    if (
-        isinstance(max_wait_ms, bool)
-        or not isinstance(max_wait_ms, (int, float))
-        or not 0 <= max_wait_ms < math.inf
-    ):
-        raise ConfigError(f"Invalid max_wait_ms {max_wait_ms!r}; use a number of milliseconds of 0 or more, such as 10.")
+    if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, (int, float)) or not 0 <= max_wait_ms < math.inf:
+        raise ConfigError(
+            f"Invalid max_wait_ms {max_wait_ms!r}; use a number of milliseconds of 0 or more, such as 10."
+        )
     config = BatchConfig(max_batch_size=max_batch_size, max_wait_ms=float(max_wait_ms))
 
     def mark(function: F) -> F:

@@ -170,9 +170,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
     token = Deployment.get(args.name).token
     if token is None:
-        raise GpuserveError(
-            f"Deployment {args.name!r} needs no token. Deploy it with --set auth:=true to require one."
-        )
+        raise GpuserveError(f"Deployment {args.name!r} needs no token. Deploy it with --set auth:=true to require one.")
     print(token)
     return 0
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from .envvars import VOLUME_PATHS_ENV
 from .batching import batch_config
+from .envvars import VOLUME_PATHS_ENV
 from .errors import ConfigError
 from .gpus import GPU
 from .settings import DEFAULT_MAX_BODY_SIZE, SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings

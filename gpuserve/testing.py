@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from .client import stream_items, read_output
+from .client import read_output, stream_items
 from .endpoint import Endpoint
 from .errors import SetupFailedError
 from .runtime.app import create_app

@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth import UNAUTHORIZED_MESSAGE, bearer_matches
 from ..encoding import encode_json
 from ..envvars import AUTH_TOKEN_ENV
 from ..errors import InputError, OutputEncodingError
-from ..auth import UNAUTHORIZED_MESSAGE, bearer_matches
 from .batcher import BatchOutputError, PredictTimeoutError
 from .gate import ClientGoneError, QueueFullError
 from .host import FAILED, READY, STARTING, EndpointHost, NotReadyError
@@ -57,7 +57,10 @@ def _not_ready(host: EndpointHost) -> Response:
             503, "starting", f"The endpoint is starting ({report.step}).", {"Retry-After": "1"}, phase=STARTING
         )
     return _error(
-        503, "stopping", "The endpoint is shutting down; retry on another instance.", {"Retry-After": "1"},
+        503,
+        "stopping",
+        "The endpoint is shutting down; retry on another instance.",
+        {"Retry-After": "1"},
         phase=report.phase,
     )
 
@@ -73,7 +76,11 @@ def _unsupported_media_type(request: Request) -> Response | None:
     """Accept JSON with or without a charset, and a missing Content-Type; refuse other types with 415."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.partition(";")[0].strip().lower()
-    if not media_type or media_type == _JSON or (media_type.startswith("application/") and media_type.endswith("+json")):
+    if (
+        not media_type
+        or media_type == _JSON
+        or (media_type.startswith("application/") and media_type.endswith("+json"))
+    ):
         return None
     return _error(
         415,

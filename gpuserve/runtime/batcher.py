@@ -149,7 +149,7 @@ class Batcher:
         except BatchOutputError as exc:
             _fail(batch, exc)
             return
-        for item, result in zip(batch, results):
+        for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
             if isinstance(result, BaseException):

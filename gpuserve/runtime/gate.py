@@ -69,4 +69,3 @@ class Gate:
                 waiter.set_result(None)
                 return
         self.active -= 1
-

@@ -30,7 +30,7 @@ class Histogram:
     def render(self, name: str) -> list[str]:
         lines = []
         running = 0
-        for bound, count in zip(self.bounds, self.counts):
+        for bound, count in zip(self.bounds, self.counts, strict=False):
             running += count
             lines.append(f'{name}_bucket{{le="{bound:g}"}} {running}')
         running += self.counts[-1]
@@ -55,8 +55,14 @@ class Metrics:
         self.requests[key] = self.requests.get(key, 0) + 1
         self.latency.observe(seconds)
 
-    def render(self, *, ready: bool, import_seconds: float | None, setup_seconds: float | None,
-               cold_start_seconds: float | None) -> str:
+    def render(
+        self,
+        *,
+        ready: bool,
+        import_seconds: float | None,
+        setup_seconds: float | None,
+        cold_start_seconds: float | None,
+    ) -> str:
         queued, in_flight = self.load()
         lines = [
             "# HELP gpuserve_requests_total Requests answered, by route and HTTP status.",

@@ -145,7 +145,9 @@ async def event_body(stream: ItemStream, first: Any) -> AsyncIterator[bytes]:
                 item = await stream.next()
             except PredictTimeoutError:
                 logger.warning("A streaming predict ran past the request timeout of %g s", stream.timeout)
-                yield error_event("timeout", f"predict did not finish within the request timeout of {stream.timeout:g} s.")
+                yield error_event(
+                    "timeout", f"predict did not finish within the request timeout of {stream.timeout:g} s."
+                )
                 return
             except InputError as exc:
                 yield error_event("invalid_input", str(exc))

@@ -33,7 +33,7 @@ class BatchMarked(gpuserve.Endpoint):
     def predict(self, x: list[int], label: list[str]) -> list[Any]:
         return [
             gpuserve.InputError(f"x={value} is odd; send an even x") if value % 2 else f"{name}={value * 2}"
-            for value, name in zip(x, label)
+            for value, name in zip(x, label, strict=True)
         ]
 
 

@@ -55,7 +55,9 @@ def test_requests_over_the_queue_bound_get_503_with_retry_after(serve: ServeFact
     # One runs, max_queue (8) wait, the other 3 are turned away at once.
     url = _ready(serve("tests/endpoints/serving.py:Sleeper", env={"GPUSERVE_SETTINGS": ""}))
     began = time.monotonic()
-    responses = asyncio.run(_post_all(url, [{"seconds": 0.0 if n else 0.5, "tag": str(n)} for n in range(12)], stagger=0.01))
+    responses = asyncio.run(
+        _post_all(url, [{"seconds": 0.0 if n else 0.5, "tag": str(n)} for n in range(12)], stagger=0.01)
+    )
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 9 and statuses.count(503) == 3, statuses
     refused = [r for r in responses if r.status_code == 503]

@@ -89,7 +89,9 @@ def test_sync_batches_run_on_one_thread_one_at_a_time() -> None:
 
         async def burst() -> list[Any]:
             loop = asyncio.get_running_loop()
-            return list(await asyncio.gather(*(loop.run_in_executor(None, lambda n=n: client.predict(x=n)) for n in range(20))))
+            return list(
+                await asyncio.gather(*(loop.run_in_executor(None, lambda n=n: client.predict(x=n)) for n in range(20)))
+            )
 
         assert asyncio.run(burst()) == [n * 10 for n in range(20)]
         batches = client.host._instance.batches  # type: ignore[union-attr]
@@ -101,7 +103,10 @@ def test_sync_batches_run_on_one_thread_one_at_a_time() -> None:
 def test_the_openapi_input_is_one_item() -> None:
     with EndpointTestClient(BatchThreads) as client:
         schema = client.get("/openapi.json").json()
-        assert schema["components"]["schemas"]["BatchThreadsInput"]["properties"]["x"] == {"title": "X", "type": "integer"}
+        assert schema["components"]["schemas"]["BatchThreadsInput"]["properties"]["x"] == {
+            "title": "X",
+            "type": "integer",
+        }
         output = schema["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert output["properties"]["output"] == {"type": "integer"}
 

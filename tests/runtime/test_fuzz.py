@@ -27,7 +27,6 @@ from gpuserve.runtime.host import EndpointHost  # noqa: E402
 from ..endpoints.batched import BatchMarked  # noqa: E402
 from ..endpoints.typed import Typed  # noqa: E402
 
-
 _HEADERS = {"Authorization": "Bearer fuzz-token"}
 
 
@@ -39,7 +38,7 @@ def _schema_for(endpoint: type) -> Any:
     async def without_lifespan(scope: Any, receive: Any, send: Any) -> None:
         # schemathesis runs the lifespan around each call; the app's shutdown would stop the host.
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -84,7 +84,9 @@ def test_r9_a_client_that_leaves_closes_the_generator_and_frees_the_slot(
     waiter = threading.Thread(target=waiting_request)
     received = []
     with httpx.Client() as http:
-        with http.stream("POST", f"{server.url}/predict", json={"count": 200, "interval": 0.05, "tag": "first"}) as response:
+        with http.stream(
+            "POST", f"{server.url}/predict", json={"count": 200, "interval": 0.05, "tag": "first"}
+        ) as response:
             waiter.start()
             for line in response.iter_lines():
                 if line.startswith("data: "):

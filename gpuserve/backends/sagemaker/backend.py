@@ -13,6 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from ...client import stream_items
 from ...errors import (
     BackendUnavailableError,
     ClientError,
@@ -379,7 +380,11 @@ class SageMakerBackend(Backend):
                 time.sleep(delay)
                 delay = min(delay * 1.5, 30.0)
                 continue
-            body = json.loads(response["Body"].read())
+            content = response["Body"].read()
+            if str(response.get("ContentType", "")).startswith("text/event-stream"):
+                # NOTE: the items arrive together, at the end; InvokeEndpointWithResponseStream would stream them.
+                return list(stream_items(content.decode().splitlines(), record.name))
+            body = json.loads(content)
             if not isinstance(body, dict) or "output" not in body:
                 raise ClientError(f"The response of {record.name} has no output: {str(body)[:200]}")
             return body["output"]

@@ -55,7 +55,9 @@ def test_a_client_leaving_closes_the_generator_behind_the_front_door(
     deployment = gpuserve.deploy(Ticker, name="ticker-gone")
     deployments.append(deployment)
     received = []
-    with httpx.stream("POST", f"{deployment.url}/predict", json={"count": 200, "interval": 0.05, "tag": "t"}) as response:
+    with httpx.stream(
+        "POST", f"{deployment.url}/predict", json={"count": 200, "interval": 0.05, "tag": "t"}
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("data: "):
                 received.append(int(line[6:]))

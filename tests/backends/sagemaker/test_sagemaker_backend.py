@@ -22,7 +22,7 @@ import gpuserve
 from gpuserve.backends.sagemaker.backend import SageMakerBackend
 from gpuserve.deployment import Deployment
 
-from ...conftest import REPO, free_port
+from ...conftest import REPO, ServeFactory, free_port
 from .fake_sagemaker import FakeSageMaker
 
 sys.path.insert(0, str(REPO / "examples"))
@@ -336,4 +336,15 @@ def test_invoke_without_credentials(sagemaker_env: FakeSageMaker, monkeypatch: p
     finally:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        deployment.delete()
+
+
+def test_streamed_items_are_collected(sagemaker_env: FakeSageMaker, serve: ServeFactory) -> None:
+    deployment = _deploy()
+    try:
+        server = serve("tests/endpoints/streaming.py:Letters")
+        assert server.wait_ready().status_code == 200, server.log()
+        sagemaker_env.route("sm-echo", server.url)
+        assert deployment.predict() == ["a", [1, 2], "b"]
+    finally:
         deployment.delete()
