@@ -154,16 +154,6 @@ def plan(
     )
 
 
-def monthly_idle_cost(table: PriceTable, provider: str, settings: Settings) -> float | None:
-    """Return the monthly cost of ``settings.scaling.min_instances`` idle instances, or None without a price."""
-    if settings.gpu is None or provider not in table.providers:
-        return None
-    choice = table.choose(provider, settings.gpu)
-    if choice.offer is None:
-        return None
-    return choice.price_per_second * MONTH_SECONDS * settings.scaling.min_instances
-
-
 def _simulate_provider(
     table: PriceTable,
     name: str,

@@ -4,8 +4,8 @@ The model, shared by every provider:
 
 - Requests are served first come, first served. Each keeps one of an instance's
   ``max_concurrency`` slots busy for ``work`` seconds.
-- A request that finds no free slot makes the autoscaler start an instance, unless
-  ``max_instances`` run already. The instance is billed from that moment and can serve after
+- A request that finds every slot busy, including the slots of instances still starting, makes
+  the autoscaler start an instance, unless ``max_instances`` run already. The instance is billed from that moment and can serve after
   ``cold_start`` seconds. The request takes whichever slot frees first, the new instance's or
   an existing one's.
 - An instance with no request in flight for ``idle_window`` seconds stops, except the
@@ -149,7 +149,10 @@ def _event_loop(times: np.ndarray, period: float, fleet: Fleet) -> Schedule:
 
         chosen = min(alive, key=lambda item: item.slots[0], default=None)
         start = float("inf") if chosen is None else max(chosen.slots[0], arrival)
-        if start > arrival and len(alive) < fleet.max_instances:
+        # A slot that frees by the time its instance is ready is unassigned: a starting instance's
+        # slots count as capacity, so a burst does not start more instances than it needs.
+        all_busy = all(item.slots[0] > max(arrival, item.ready) for item in alive)
+        if all_busy and len(alive) < fleet.max_instances:
             instance = _Instance(arrival, arrival + fleet.cold_start, fleet.max_concurrency, pinned=False)
             alive.append(instance)
             cold_starts += 1

@@ -1,0 +1,174 @@
+"""The autoscaler simulation against cases worked out by hand, and against properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpuserve.planner.simulate import Fleet, Schedule, _event_loop, _one_instance, simulate
+
+MONTH = 30 * 86400.0
+
+
+def fleet(**fields: float) -> Fleet:
+    values = {
+        "min_instances": 0,
+        "max_instances": 1,
+        "max_concurrency": 1,
+        "idle_window": 60.0,
+        "cold_start": 0.0,
+        "work": 2.0,
+    }
+    values.update(fields)
+    return Fleet(**values)  # type: ignore[arg-type]
+
+
+def instance_seconds(schedule: Schedule) -> float:
+    return float((schedule.instance_ends - schedule.instance_begins).sum())
+
+
+@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
+def test_hourly_request_bills_work_and_window(simulator: object) -> None:
+    times = np.arange(720) * 3600.0
+    schedule = simulator(times, MONTH, fleet(work=2.0, idle_window=60.0))  # type: ignore[operator]
+
+    assert instance_seconds(schedule) == pytest.approx(720 * (2.0 + 60.0))
+    assert schedule.cold_starts == 720
+    assert schedule.busy_seconds == pytest.approx(720 * 2.0)
+    assert np.array_equal(schedule.starts, times)
+
+
+@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
+def test_hourly_request_bills_cold_start(simulator: object) -> None:
+    times = np.arange(720) * 3600.0
+    schedule = simulator(times, MONTH, fleet(work=2.0, idle_window=60.0, cold_start=30.0))  # type: ignore[operator]
+
+    assert instance_seconds(schedule) == pytest.approx(720 * (30.0 + 2.0 + 60.0))
+    assert schedule.cold_starts == 720
+    assert np.allclose(schedule.starts - times, 30.0)
+
+
+@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
+def test_steady_load_keeps_one_instance(simulator: object) -> None:
+    times = np.arange(0, 86400.0, 10.0)
+    schedule = simulator(times, 86400.0, fleet(work=1.0, idle_window=60.0, cold_start=5.0))  # type: ignore[operator]
+
+    assert schedule.cold_starts == 1
+    assert len(schedule.instance_begins) == 1
+    assert schedule.instance_begins[0] == 0.0
+    # The first request waits 5 s; the next arrives at 10 s to a free instance, and so on.
+    assert schedule.instance_ends[0] == pytest.approx(times[-1] + 1.0 + 60.0)
+    assert np.count_nonzero(schedule.starts > times) == 1
+
+
+@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
+def test_min_instance_bills_whole_month(simulator: object) -> None:
+    times = np.array([100.0, 5000.0, 2_000_000.0])
+    schedule = simulator(times, MONTH, fleet(min_instances=1, cold_start=30.0))  # type: ignore[operator]
+
+    assert instance_seconds(schedule) == MONTH
+    assert schedule.cold_starts == 0
+    assert np.array_equal(schedule.starts, times)
+
+
+def test_min_instance_without_traffic() -> None:
+    schedule = simulate(np.array([]), MONTH, fleet(min_instances=2, max_instances=3))
+
+    assert instance_seconds(schedule) == 2 * MONTH
+    assert schedule.cold_starts == 0
+
+
+def test_no_traffic_costs_nothing() -> None:
+    schedule = simulate(np.array([]), MONTH, fleet())
+
+    assert instance_seconds(schedule) == 0.0
+    assert schedule.cold_starts == 0
+
+
+def test_concurrency_limit_starts_instances() -> None:
+    times = np.zeros(3)
+    schedule = simulate(times, 3600.0, fleet(max_instances=3, max_concurrency=1, cold_start=10.0, work=1.0))
+
+    assert schedule.cold_starts == 3
+    assert np.allclose(schedule.starts, 10.0)
+    assert instance_seconds(schedule) == pytest.approx(3 * (10.0 + 1.0 + 60.0))
+
+
+def test_concurrent_slots_share_instance() -> None:
+    times = np.zeros(3)
+    schedule = simulate(times, 3600.0, fleet(max_instances=3, max_concurrency=3, cold_start=10.0, work=1.0))
+
+    assert schedule.cold_starts == 1
+    assert np.allclose(schedule.starts, 10.0)
+
+
+def test_max_instances_makes_requests_queue() -> None:
+    times = np.zeros(3)
+    schedule = simulate(times, 3600.0, fleet(max_instances=2, max_concurrency=1, cold_start=10.0, work=1.0))
+
+    assert schedule.cold_starts == 2
+    assert sorted(schedule.starts.tolist()) == [10.0, 10.0, 11.0]
+
+
+def test_warm_slot_beats_new_instance() -> None:
+    # The second request finds the only slot busy until 1.5 s; a new instance would be ready at 30.5 s.
+    times = np.array([0.0, 0.5])
+    schedule = simulate(times, 3600.0, fleet(min_instances=1, max_instances=2, cold_start=30.0, work=1.5))
+
+    assert schedule.starts.tolist() == [0.0, 1.5]
+    assert schedule.cold_starts == 1  # started anyway, as autoscalers do when a request queues
+    assert len(schedule.instance_begins) == 2
+
+
+arrival_lists = st.lists(st.floats(min_value=0, max_value=20_000, allow_nan=False), max_size=60).map(sorted)
+fleets = st.builds(
+    Fleet,
+    min_instances=st.integers(0, 1),
+    max_instances=st.integers(1, 3),
+    max_concurrency=st.integers(1, 3),
+    idle_window=st.floats(1, 2000),
+    cold_start=st.floats(0, 300),
+    work=st.floats(0.01, 120),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=arrival_lists, concurrency=st.integers(1, 4), window=st.floats(1, 2000), cold=st.floats(0, 300),
+       work=st.floats(0.01, 120), pinned=st.integers(0, 1))
+def test_numpy_path_matches_event_loop(
+    times: list[float], concurrency: int, window: float, cold: float, work: float, pinned: int
+) -> None:
+    arrivals = np.array(times)
+    settings_ = fleet(min_instances=pinned, max_concurrency=concurrency, idle_window=window, cold_start=cold, work=work)
+
+    fast = _one_instance(arrivals, 20_000.0, settings_)
+    slow = _event_loop(arrivals, 20_000.0, settings_)
+
+    assert fast.cold_starts == slow.cold_starts
+    assert np.allclose(fast.starts, slow.starts)
+    assert instance_seconds(fast) == pytest.approx(instance_seconds(slow))
+    assert fast.busy_seconds == pytest.approx(slow.busy_seconds)
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=arrival_lists, extra=arrival_lists, settings_=fleets)
+def test_more_traffic_never_costs_less(times: list[float], extra: list[float], settings_: Fleet) -> None:
+    fewer = simulate(np.array(times), 20_000.0, settings_)
+    more = simulate(np.array(sorted(times + extra)), 20_000.0, settings_)
+
+    assert instance_seconds(more) >= instance_seconds(fewer) - 1e-6
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=arrival_lists, settings_=fleets, longer=st.floats(0, 3000))
+def test_longer_window_never_adds_cold_starts(times: list[float], settings_: Fleet, longer: float) -> None:
+    short = simulate(np.array(times), 20_000.0, settings_)
+    long = simulate(
+        np.array(times),
+        20_000.0,
+        Fleet(**{**settings_.__dict__, "idle_window": settings_.idle_window + longer}),
+    )
+
+    assert long.cold_starts <= short.cold_starts
