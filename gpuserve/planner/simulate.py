@@ -5,9 +5,9 @@ The model, shared by every provider:
 - Requests are served first come, first served. Each keeps one of an instance's
   ``max_concurrency`` slots busy for ``work`` seconds.
 - A request that finds every slot busy, including the slots of instances still starting, makes
-  the autoscaler start an instance, unless ``max_instances`` run already. The instance is billed from that moment and can serve after
-  ``cold_start`` seconds. The request takes whichever slot frees first, the new instance's or
-  an existing one's.
+  the autoscaler start an instance, unless ``max_instances`` run already. The instance is billed
+  from that moment and can serve after ``cold_start`` seconds. The request takes whichever slot
+  frees first, the new instance's or an existing one's.
 - An instance with no request in flight for ``idle_window`` seconds stops, except the
   ``min_instances`` that run from the start of the period to its end without a cold start.
 

@@ -135,8 +135,14 @@ fleets = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(times=arrival_lists, concurrency=st.integers(1, 4), window=st.floats(1, 2000), cold=st.floats(0, 300),
-       work=st.floats(0.01, 120), pinned=st.integers(0, 1))
+@given(
+    times=arrival_lists,
+    concurrency=st.integers(1, 4),
+    window=st.floats(1, 2000),
+    cold=st.floats(0, 300),
+    work=st.floats(0.01, 120),
+    pinned=st.integers(0, 1),
+)
 def test_numpy_path_matches_event_loop(
     times: list[float], concurrency: int, window: float, cold: float, work: float, pinned: int
 ) -> None:
