@@ -64,6 +64,13 @@ def _fifo_starts(ready: np.ndarray, slots: int, work: float) -> np.ndarray:
     ``slots`` places earlier, so ``start[i] = max(ready[i], start[i - slots] + work)``. Within each
     residue class modulo ``slots`` that recursion unrolls to a running maximum.
     """
+    if slots == 1:
+        steps = np.arange(ready.size, dtype=np.float64)
+        steps *= work
+        starts: np.ndarray = np.subtract(ready, steps)
+        np.maximum.accumulate(starts, out=starts)
+        starts += steps
+        return starts
     starts = np.empty_like(ready)
     for offset in range(slots):
         chain = ready[offset::slots]

@@ -72,13 +72,24 @@ def arrivals(traffic: Traffic) -> Arrivals:
 
 
 def generate(requests_per_day: float, shape: str, days: int, seed: int) -> Arrivals:
-    """Draw Poisson arrivals with an hourly rate of ``requests_per_day`` times the shape's share."""
+    """Draw Poisson arrivals with an hourly rate of ``requests_per_day`` times the shape's share.
+
+    A unit-rate Poisson process is drawn as running sums of exponential gaps and mapped through
+    the inverse of the cumulative rate, which is linear within each hour. That gives sorted
+    arrivals without sorting, which matters at millions of requests.
+    """
     rng = np.random.default_rng(seed)
-    rates = np.tile(np.asarray(SHAPES[shape]) * requests_per_day, days)
-    counts = rng.poisson(rates)
-    hour_starts = np.arange(days * 24, dtype=np.float64) * 3600.0
-    times = np.repeat(hour_starts, counts) + rng.random(int(counts.sum())) * 3600.0
-    times.sort()
+    hourly = np.tile(np.asarray(SHAPES[shape]) * requests_per_day, days)
+    expected = np.concatenate(([0.0], np.cumsum(hourly)))
+    total = float(expected[-1])
+    # Enough gaps to pass the expected total with near certainty; the loop covers the rest.
+    points = np.cumsum(rng.standard_exponential(int(total + 10 * math.sqrt(total) + 10)))
+    while points[-1] < total:
+        more = points[-1] + np.cumsum(rng.standard_exponential(int(total / 10) + 10))
+        points = np.concatenate((points, more))
+    points = points[points < total]
+    hour_starts = np.arange(days * 24 + 1, dtype=np.float64) * 3600.0
+    times = np.interp(points, expected, hour_starts)
     return Arrivals(times, days * 86400.0)
 
 

@@ -7,13 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import gpuserve
 from gpuserve.backends.base import DeploySpec, ProgressCallback
 from gpuserve.errors import ConfigError
 from gpuserve.planner import Traffic
-from gpuserve.planner.api import ProviderResult, recommend
+from gpuserve.planner.api import ProviderResult, _wait_statistics, recommend
 from gpuserve.planner.guard import idle_cost_message
 from gpuserve.planner.prices import MONTH_SECONDS, load_prices
 from gpuserve.state import DeploymentRecord
@@ -197,3 +198,15 @@ def test_deploy_scaling_to_zero_is_quiet(monkeypatch: pytest.MonkeyPatch) -> Non
     gpuserve.deploy(Embed, backend="modal", progress=messages.append)
 
     assert messages == []
+
+
+@pytest.mark.parametrize("zeros", [0, 1, 50, 94, 95, 96, 100])
+def test_wait_statistics_match_numpy(zeros: int) -> None:
+    waits = np.concatenate((np.zeros(zeros), np.linspace(0.5, 30.0, 100 - zeros)))
+    np.random.default_rng(0).shuffle(waits)
+
+    share, p50, p95 = _wait_statistics(waits)
+
+    assert share == pytest.approx((100 - zeros) / 100)
+    assert p50 == pytest.approx(np.percentile(waits, 50))
+    assert p95 == pytest.approx(np.percentile(waits, 95))
