@@ -7,9 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuserve.planner.simulate import Fleet, Schedule, _event_loop, _one_instance, simulate
+from gpuserve.planner.events import event_loop
+from gpuserve.planner.simulate import Fleet, Schedule, _one_instance, simulate
 
 MONTH = 30 * 86400.0
+
+
+def _event_loop(times: np.ndarray, period: float, settings_: Fleet) -> Schedule:
+    return event_loop(times, period, settings_, stretches=False)
 
 
 def fleet(**fields: float) -> Fleet:
@@ -178,3 +183,45 @@ def test_longer_window_never_adds_cold_starts(times: list[float], settings_: Fle
     )
 
     assert long.cold_starts <= short.cold_starts
+
+
+def assert_same(first: Schedule, second: Schedule) -> None:
+    assert first.cold_starts == second.cold_starts
+    assert np.allclose(first.starts, second.starts)
+    assert np.allclose(np.sort(first.instance_begins), np.sort(second.instance_begins))
+    assert np.allclose(np.sort(first.instance_ends), np.sort(second.instance_ends))
+    assert first.busy_seconds == pytest.approx(second.busy_seconds)
+
+
+# Gaps drawn from a few scales, so that bursts, steady load and idle periods all occur.
+gap_lists = st.lists(
+    st.one_of(st.floats(0, 0.5), st.floats(0, 5), st.floats(0, 200), st.just(0.0)), min_size=1, max_size=400
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    gaps=gap_lists,
+    min_instances=st.integers(0, 2),
+    extra=st.integers(0, 3),
+    concurrency=st.integers(1, 3),
+    window=st.floats(0.5, 300),
+    cold=st.floats(0, 60),
+    work=st.floats(0.01, 10),
+)
+def test_stretches_match_single_steps(
+    gaps: list[float], min_instances: int, extra: int, concurrency: int, window: float, cold: float, work: float
+) -> None:
+    times = np.cumsum(gaps)
+    settings_ = Fleet(max(min_instances, 0), max(min_instances, 1) + extra, concurrency, window, cold, work)
+
+    assert_same(event_loop(times, 30_000.0, settings_, stretches=False), event_loop(times, 30_000.0, settings_))
+
+
+def test_stretches_match_on_month() -> None:
+    from gpuserve.planner.traffic import generate
+
+    times = generate(3000, "business", 30, seed=3).times
+    settings_ = fleet(max_instances=3, max_concurrency=2, idle_window=60.0, cold_start=20.0, work=40.0)
+
+    assert_same(event_loop(times, MONTH, settings_, stretches=False), event_loop(times, MONTH, settings_))

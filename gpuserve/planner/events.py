@@ -1,0 +1,194 @@
+"""The simulation for any number of instances: an event loop that computes calm stretches with numpy.
+
+Each request goes to the slot that freed first; among slots that freed at the same time, to the
+one whose last request came first. While no instance starts or stops, that rule hands request
+``i`` the slot of request ``i - K`` for ``K`` slots in all, so a stretch of requests is one
+``fifo_starts`` call. ``_Loop.try_stretch`` computes a stretch, keeps it up to the first request
+where an instance would start or stop or the rule would not hold, and ``_Loop.step`` handles
+that request alone. Both give the same schedule; a test checks it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .fifo import fifo_starts
+
+if TYPE_CHECKING:
+    from .simulate import Fleet, Schedule
+
+#: Requests computed at once in a stretch, at first and at most.
+_FIRST_STRETCH = 256
+_MAX_STRETCH = 1 << 16
+#: Requests handled one at a time after a stretch that ended early, before the next try.
+_PAUSE = 32
+
+
+class _Instance:
+    __slots__ = ("begin", "ready", "slots", "last_finish", "busy", "busy_until", "pinned")
+
+    def __init__(self, begin: float, ready: float, slots: int, pinned: bool) -> None:
+        self.begin = begin
+        self.ready = ready
+        #: Heap of (time the slot frees, index of its last request, or -1 before the first).
+        self.slots: list[tuple[float, int]] = [(ready, -1)] * slots
+        self.last_finish = ready
+        self.busy = 0.0
+        self.busy_until = ready
+        self.pinned = pinned
+
+    def add_busy(self, start: float, finish: float) -> None:
+        self.busy += max(0.0, finish - max(start, self.busy_until))
+        self.busy_until = max(self.busy_until, finish)
+        self.last_finish = max(self.last_finish, finish)
+
+
+def event_loop(times: np.ndarray, period: float, fleet: Fleet, stretches: bool = True) -> Schedule:
+    """Simulate ``fleet`` on sorted arrival ``times``; ``stretches=False`` visits every request alone."""
+    loop = _Loop(times, fleet)
+    count = times.size
+    arrivals = times.tolist()
+    index, size, pause = 0, _FIRST_STRETCH, 0
+    while index < count:
+        loop.retire(arrivals[index])
+        if stretches and pause == 0 and loop.all_ready(arrivals[index]):
+            accepted = loop.try_stretch(index, size)
+            index += accepted
+            size = min(2 * size, _MAX_STRETCH) if accepted == size else _FIRST_STRETCH
+            if accepted >= _PAUSE:
+                continue
+            pause = _PAUSE
+            if index >= count:
+                break
+            loop.retire(arrivals[index])
+        pause = max(0, pause - 1)
+        loop.step(index, arrivals[index])
+        index += 1
+    return loop.finish(period)
+
+
+class _Loop:
+    def __init__(self, times: np.ndarray, fleet: Fleet) -> None:
+        self.times = times
+        self.fleet = fleet
+        self.alive = [_Instance(0.0, 0.0, fleet.max_concurrency, pinned=True) for _ in range(fleet.min_instances)]
+        self.stopped: list[tuple[float, float]] = []
+        self.busy = 0.0
+        self.cold_starts = 0
+        self.starts = np.empty(times.size)
+
+    def retire(self, arrival: float) -> None:
+        """Stop the instances that were idle for longer than the window before ``arrival``."""
+        window = self.fleet.idle_window
+        for instance in [item for item in self.alive if not item.pinned and item.last_finish + window < arrival]:
+            self.alive.remove(instance)
+            self.stopped.append((instance.begin, instance.last_finish + window))
+            self.busy += instance.busy
+
+    def all_ready(self, arrival: float) -> bool:
+        return bool(self.alive) and all(item.ready <= arrival for item in self.alive)
+
+    def step(self, index: int, arrival: float) -> None:
+        """Serve one request, starting an instance when every slot is busy."""
+        fleet = self.fleet
+        chosen = min(self.alive, key=lambda item: item.slots[0], default=None)
+        start = float("inf") if chosen is None else max(chosen.slots[0][0], arrival)
+        # A slot that frees by the time its instance is ready is unassigned: a starting instance's
+        # slots count as capacity, so a burst does not start more instances than it needs.
+        all_busy = all(item.slots[0][0] > max(arrival, item.ready) for item in self.alive)
+        if all_busy and len(self.alive) < fleet.max_instances:
+            instance = _Instance(arrival, arrival + fleet.cold_start, fleet.max_concurrency, pinned=False)
+            self.alive.append(instance)
+            self.cold_starts += 1
+            if instance.ready < start:
+                chosen, start = instance, instance.ready
+        assert chosen is not None  # max_instances >= 1, so a request always finds or starts an instance
+
+        finish = start + fleet.work
+        heapq.heapreplace(chosen.slots, (finish, index))
+        chosen.add_busy(start, finish)
+        self.starts[index] = start
+
+    def try_stretch(self, first: int, size: int) -> int:
+        """Serve requests from ``first`` on with numpy while no instance starts or stops; return how many."""
+        work = self.fleet.work
+        entries = sorted(
+            (free, last, position) for position, item in enumerate(self.alive) for free, last in item.slots
+        )
+        slots = len(entries)
+        arrivals = self.times[first : first + size]
+        # The slots' current free times act as the finishes of ``slots`` earlier requests.
+        starts = fifo_starts(np.concatenate(([free - work for free, _, _ in entries], arrivals)), slots, work)
+        finishes = starts + work
+        owners = np.array([position for _, _, position in entries])[np.arange(arrivals.size) % slots]
+
+        accepted = self._valid_length(finishes, slots)
+        if len(self.alive) < self.fleet.max_instances:
+            # The first request that finds every slot busy would start an instance.
+            busy = np.flatnonzero(finishes[: arrivals.size] > arrivals)
+            accepted = min(accepted, int(busy[0]) if busy.size else accepted)
+        accepted = min(accepted, self._first_retirement(arrivals, finishes[slots:], owners))
+        if accepted == 0:
+            return 0
+        self._apply(first, accepted, entries, starts[slots : slots + accepted], owners[:accepted])
+        return accepted
+
+    @staticmethod
+    def _valid_length(finishes: np.ndarray, slots: int) -> int:
+        """Return how many requests the stride rule serves right: it needs the finishes before them in order."""
+        drops = np.flatnonzero(finishes[1:] < finishes[:-1])
+        count = finishes.size - slots
+        return count if drops.size == 0 else max(0, min(count, int(drops[0]) + 2 - slots))
+
+    def _first_retirement(self, arrivals: np.ndarray, finishes: np.ndarray, owners: np.ndarray) -> int:
+        """Return the index of the first arrival before which an instance would stop, or the stretch size."""
+        first = arrivals.size
+        window = self.fleet.idle_window
+        for position, instance in enumerate(self.alive):
+            if instance.pinned:
+                continue
+            latest = np.maximum.accumulate(np.where(owners == position, finishes, -np.inf))
+            before = np.maximum(instance.last_finish, np.concatenate(([-np.inf], latest[:-1])))
+            stops = np.flatnonzero(before[1:] + window < arrivals[1:])
+            if stops.size:
+                first = min(first, int(stops[0]) + 1)
+        return first
+
+    def _apply(
+        self, first: int, count: int, entries: list[tuple[float, int, int]], starts: np.ndarray, owners: np.ndarray
+    ) -> None:
+        """Record ``count`` requests of a stretch and bring each slot and instance up to date."""
+        work, slots = self.fleet.work, len(entries)
+        self.starts[first : first + count] = starts
+        updated: list[list[tuple[float, int]]] = [[] for _ in self.alive]
+        for slot, (free, last, position) in enumerate(entries):
+            if slot < count:
+                latest = slot + slots * ((count - 1 - slot) // slots)
+                free, last = float(starts[latest]) + work, first + latest
+            updated[position].append((free, last))
+        for position, instance in enumerate(self.alive):
+            heapq.heapify(updated[position])
+            instance.slots = updated[position]
+            mine = starts[owners == position]
+            if mine.size:
+                ends = mine + work
+                previous = np.maximum(instance.busy_until, np.concatenate(([instance.busy_until], ends[:-1])))
+                instance.busy += float(np.maximum(0.0, ends - np.maximum(mine, previous)).sum())
+                instance.busy_until = max(instance.busy_until, float(ends[-1]))
+                instance.last_finish = max(instance.last_finish, float(ends[-1]))
+
+    def finish(self, period: float) -> Schedule:
+        from .simulate import Schedule
+
+        for instance in self.alive:
+            end = (
+                max(period, instance.last_finish) if instance.pinned else instance.last_finish + self.fleet.idle_window
+            )
+            self.stopped.append((instance.begin, end))
+            self.busy += instance.busy
+        begins = np.array([begin for begin, _ in self.stopped], dtype=np.float64)
+        ends = np.array([end for _, end in self.stopped], dtype=np.float64)
+        return Schedule(self.starts, begins, ends, self.cold_starts, self.busy)
