@@ -22,18 +22,20 @@ def cost_curve(
     """Return, per provider label, (requests per day, monthly cost) for each of ``rates``.
 
     The traffic keeps its shape, days and seed; only the rate changes. Providers that do not offer
-    the GPU are left out. The key "always on" holds one instance on the cheapest provider.
+    the GPU are left out. The last key, "always on (PROVIDER)", is one instance running all month
+    on the provider where that is cheapest.
     """
     curves: dict[str, list[tuple[float, float]]] = {}
-    always_on = float("inf")
+    always_on, always_on_label = float("inf"), ""
     for rate in rates:
         report = plan(endpoint, replace(traffic, requests_per_day=rate, timestamps_file=None), **plan_options)
         for result in report.results:
             if result.status == "ok":
                 curves.setdefault(result.label, []).append((rate, result.monthly_cost))
-                always_on = min(always_on, result.always_on_cost)
+                if result.always_on_cost < always_on:
+                    always_on, always_on_label = result.always_on_cost, result.label
     if curves:
-        curves["always on"] = [(rate, always_on) for rate in rates]
+        curves[f"always on ({always_on_label})"] = [(rate, always_on) for rate in rates]
     return curves
 
 
@@ -53,8 +55,8 @@ def write_chart(curves: dict[str, list[tuple[float, float]]], path: str | Path, 
     for label, points in curves.items():
         rates = [rate for rate, _ in points]
         costs = [max(cost, 0.01) for _, cost in points]
-        style = "--" if label == "always on" else "-"
-        axes.plot(rates, costs, style, marker="" if label == "always on" else "o", markersize=3, label=label)
+        reference = label.startswith("always on")
+        axes.plot(rates, costs, "--" if reference else "-", marker="" if reference else "o", markersize=3, label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("requests per day")

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-file", metavar="FILE", help="JSON file whose offers and power entries replace the shipped ones"
     )
+
     traffic = parser.add_argument_group("traffic")
     traffic.add_argument(
         "--requests-per-day", type=float, default=1000.0, help="average requests per day (default: 1000)"
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     traffic.add_argument("--days", type=int, default=30, help="days of generated traffic (default: 30)")
     traffic.add_argument("--seed", type=int, default=0, help="seed of the generated arrivals (default: 0)")
+
     timing = parser.add_argument_group("timing")
     timing.add_argument("--work-seconds", type=float, help="GPU seconds per request")
     timing.add_argument(
@@ -52,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run setup and predict here with the KEY=VALUE inputs and use those times (this machine's hardware)",
     )
+
     parser.add_argument(
         "--set",
         action="append",
@@ -66,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-p95-wait", type=float, help="recommend only providers with a p95 added wait of at most this many seconds"
     )
+
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
         "--chart", metavar="PNG", help="also draw monthly cost against requests per day (needs matplotlib)"

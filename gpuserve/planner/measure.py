@@ -20,7 +20,7 @@ class Timing:
     setup_seconds: float
     work_seconds: float
     repeats: int
-    #: Where the numbers come from, for reports: this machine's CPU or GPU.
+    #: Origin of the numbers, for reports: this machine's CPU or GPU.
     source: str
 
 
@@ -28,7 +28,7 @@ def measure_endpoint(endpoint: type[Endpoint], inputs: dict[str, Any], repeats: 
     """Run ``setup`` once and ``predict(**inputs)`` ``repeats + 1`` times; the first call is a warm-up.
 
     The endpoint runs in-process through ``EndpointTestClient``, so the times are those of this
-    machine, which may have another GPU than the one the endpoint asks for, or none.
+    machine, which may have another GPU than the one the endpoint requests, or none.
 
     Example: ``measure_endpoint(Embed, {"text": "hello"}).work_seconds``.
     """
@@ -50,7 +50,7 @@ def measure_endpoint(endpoint: type[Endpoint], inputs: dict[str, Any], repeats: 
 
 
 def _hardware() -> str:
-    """Return the name of this machine's GPU when the endpoint imported torch and torch sees one."""
+    """Return the name of this machine's GPU when the endpoint imported torch and torch finds one."""
     # Importing torch only to name the hardware would add seconds for endpoints that never use it.
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():

@@ -24,11 +24,11 @@ MONTH_SECONDS = 30 * 86400.0
 
 @dataclass(frozen=True)
 class Provider:
-    """How one provider bills instances and scales them down."""
+    """One provider's billing and scale-down rules."""
 
     name: str
     label: str
-    #: How the provider bills, in words, for the report.
+    #: The billing rule in words, for the report.
     billing: str
     #: Each instance's life is rounded up to a multiple of this many seconds.
     billing_increment_seconds: float
@@ -133,7 +133,7 @@ class PriceTable:
 def load_prices(override: str | Path | None = None) -> PriceTable:
     """Load the shipped table, with the entries of the JSON file ``override`` replacing or adding to it.
 
-    Example: ``load_prices("my-prices.json")`` where the file holds
+    Example: ``load_prices("my-prices.json")`` where the file contains
     ``{"offers": [{"provider": "modal", "gpu": "L4", "offer": "L4", "unit": "gpu",
     "price_per_second": 0.0002, "source": "contract", "read_on": "2026-12-01"}]}``.
     """

@@ -107,10 +107,12 @@ def format_prices(table: PriceTable) -> str:
                 source,
             ]
         )
+
     power_rows = [
         [entry.gpu, f"{entry.active_watts:g}", f"{entry.idle_watts:g}", f"{entry.source} ({entry.read_on})"]
         for entry in sorted(table.power.values(), key=lambda item: item.gpu)
     ]
+
     lines = [f"Price table read on {table.read_on}, in {table.currency}. Nothing is fetched at run time.", ""]
     lines.append(_table(header, rows))
     lines.append("")

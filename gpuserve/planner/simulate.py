@@ -12,8 +12,8 @@ The model, shared by every provider:
   ``min_instances`` that run from the start of the period to its end without a cold start.
 
 With ``max_instances == 1`` the schedule is computed with numpy in a few passes over the
-arrivals (see ``_one_instance``); otherwise ``events.event_loop`` runs, which computes the
-stretches where no instance starts or stops with numpy too.
+arrivals (see ``_one_instance``). With more instances ``events.event_loop`` runs. It also uses
+numpy, for the stretches in which no instance starts or stops.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Fleet:
 
 @dataclass(frozen=True)
 class Schedule:
-    """What happened: when each request started, and when each instance ran."""
+    """The simulated month: the start of each request and the running time of each instance."""
 
     #: Service start of each request, in the order of the arrivals.
     starts: np.ndarray
@@ -66,7 +66,7 @@ def _one_instance(times: np.ndarray, period: float, fleet: Fleet) -> Schedule:
     Which requests start a new instance depends on the schedule, which depends on those cold
     starts. The loop guesses every request after a long enough gap, computes the schedule and
     recomputes the guesses from it. The schedule is exact up to the first wrong guess, so the
-    first disagreement moves later each round and the loop ends; it takes a few rounds in practice.
+    first disagreement moves later each round and the loop ends. It takes a few rounds in practice.
     """
     work, window = fleet.work, fleet.idle_window
     count = times.size

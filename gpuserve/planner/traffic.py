@@ -36,7 +36,7 @@ class Traffic:
     requests_per_day: float = 1000.0
     shape: str = "flat"
     timestamps_file: str | None = None
-    #: Days generated; a timestamp file covers the whole days from its first to its last line.
+    #: Days of generated traffic. A timestamp file covers the whole days from its first to its last line.
     days: int = 30
     seed: int = 0
 
@@ -82,7 +82,7 @@ def generate(requests_per_day: float, shape: str, days: int, seed: int) -> Arriv
     hourly = np.tile(np.asarray(SHAPES[shape]) * requests_per_day, days)
     expected = np.concatenate(([0.0], np.cumsum(hourly)))
     total = float(expected[-1])
-    # Enough gaps to pass the expected total with near certainty; the loop covers the rest.
+    # Enough gaps to pass the expected total with near certainty, and the loop adds more when not.
     points = np.cumsum(rng.standard_exponential(int(total + 10 * math.sqrt(total) + 10)))
     while points[-1] < total:
         more = points[-1] + np.cumsum(rng.standard_exponential(int(total / 10) + 10))
@@ -126,7 +126,7 @@ def _parse_line(line: str, number: int, path: str | Path) -> float | None:
         return _parse_iso(text, number, path)
     if not math.isfinite(value) or value < 0:
         raise ConfigError(
-            f"{path} line {number}: {text!r} is not a valid epoch time; use seconds since 1970, such as 1733306400."
+            f"{path} line {number}: {text!r} is not a valid epoch time; use seconds since 1970, such as 1796376600."
         )
     return value
 
@@ -139,7 +139,7 @@ def _parse_iso(text: str, number: int, path: str | Path) -> float:
     except ValueError:
         raise ConfigError(
             f"{path} line {number}: {text!r} is neither an ISO-8601 time nor epoch seconds; "
-            "write for example 2026-12-04T09:30:00Z or 1733306400."
+            "write for example 2026-12-04T09:30:00Z or 1796376600."
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

@@ -163,13 +163,42 @@ def test_numpy_path_matches_event_loop(
     assert fast.busy_seconds == pytest.approx(slow.busy_seconds)
 
 
-@settings(max_examples=300, deadline=None)
-@given(times=arrival_lists, extra=arrival_lists, settings_=fleets)
+single_warm_fleets = st.builds(
+    Fleet,
+    min_instances=st.integers(0, 1),
+    max_instances=st.just(1),
+    max_concurrency=st.integers(1, 3),
+    idle_window=st.floats(1, 2000),
+    cold_start=st.just(0.0),
+    work=st.floats(0.01, 120),
+)
+
+
+# The bill grows with traffic for one instance without a start time. With a start time an added
+# request can lower it (next test). With several instances it can too, because it can move later
+# requests to another instance, which then stops a little earlier.
+@settings(max_examples=500, deadline=None)
+@given(times=arrival_lists, extra=arrival_lists, settings_=single_warm_fleets)
 def test_more_traffic_never_costs_less(times: list[float], extra: list[float], settings_: Fleet) -> None:
     fewer = simulate(np.array(times), 20_000.0, settings_)
     more = simulate(np.array(sorted(times + extra)), 20_000.0, settings_)
 
     assert instance_seconds(more) >= instance_seconds(fewer) - 1e-6
+    assert more.busy_seconds >= fewer.busy_seconds - 1e-6
+
+
+def test_bridging_request_saves_cold_start() -> None:
+    # Without the request at 8 s the instance stops at 8 s, and the request at 9 s pays a second
+    # 5 s cold start: 0-8 s and 9-17 s, 16 s. With it the instance stays up from 0 to 12 s.
+    settings_ = fleet(work=1.0, idle_window=2.0, cold_start=5.0)
+
+    fewer = simulate(np.array([0.0, 9.0]), 100.0, settings_)
+    more = simulate(np.array([0.0, 8.0, 9.0]), 100.0, settings_)
+
+    assert instance_seconds(fewer) == pytest.approx(16.0)
+    assert fewer.cold_starts == 2
+    assert instance_seconds(more) == pytest.approx(12.0)
+    assert more.cold_starts == 1
 
 
 @settings(max_examples=300, deadline=None)
