@@ -8,10 +8,11 @@ Example::
     report = gpuserve.plan(Embed, Traffic(requests_per_day=5000, shape="business"), work_seconds=0.2)
     print(report.recommendation)
 
-Modules: ``traffic`` (arrivals), ``prices`` (the shipped price and power table), ``simulate``
-(the autoscaler simulation), ``api`` (``plan``), ``report`` (tables), ``chart`` (PNG, needs
-matplotlib) and ``measure`` (timing an endpoint in-process). Only ``prices`` loads without numpy,
-so this package imports the others on first use.
+Modules: ``traffic`` (arrivals), ``prices`` (the shipped price and power table), ``simulate``,
+``events`` and ``fifo`` (the autoscaler simulation), ``api`` (``plan``), ``report`` (tables),
+``chart`` (PNG, needs matplotlib), ``measure`` (timing an endpoint in-process), ``command``
+(``gpuserve plan``) and ``guard`` (the idle-cost message of ``deploy``). ``prices``, ``guard``
+and ``command`` load without numpy, so this package imports the others on first use.
 """
 
 from __future__ import annotations

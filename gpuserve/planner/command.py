@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     traffic = parser.add_argument_group("traffic")
     traffic.add_argument(
-        "--requests-per-day", type=float, default=1000.0, help="average requests per day (default: 1000)"
+        "--requests-per-day", type=float, default=1000.0, metavar="N", help="average requests per day (default: 1000)"
     )
     traffic.add_argument(
         "--shape",
@@ -41,13 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="replay request times from FILE, one ISO-8601 time or epoch second per line",
     )
-    traffic.add_argument("--days", type=int, default=30, help="days of generated traffic (default: 30)")
-    traffic.add_argument("--seed", type=int, default=0, help="seed of the generated arrivals (default: 0)")
+    traffic.add_argument("--days", type=int, default=30, metavar="N", help="days of generated traffic (default: 30)")
+    traffic.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the generated arrivals (default: 0)")
 
     timing = parser.add_argument_group("timing")
-    timing.add_argument("--work-seconds", type=float, help="GPU seconds per request")
+    timing.add_argument("--work-seconds", type=float, metavar="SECONDS", help="GPU seconds per request")
     timing.add_argument(
-        "--setup-seconds", type=float, default=0.0, help="seconds setup takes on a cold start (default: 0)"
+        "--setup-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds setup takes on a cold start (default: 0)",
     )
     timing.add_argument(
         "--measure",
@@ -62,12 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a setting as in deploy, e.g. --set idle_timeout:=300 --set gpu=L4 --set max_instances:=3",
     )
-    parser.add_argument("--provider", action="append", help="simulate only this provider; repeat for several")
     parser.add_argument(
-        "--grid-intensity", type=float, default=400.0, help="grams of CO2e per kWh for emissions (default: 400)"
+        "--provider",
+        action="append",
+        metavar="NAME",
+        help="simulate only this provider (modal, cloudrun or sagemaker); repeat for several",
     )
     parser.add_argument(
-        "--max-p95-wait", type=float, help="recommend only providers with a p95 added wait of at most this many seconds"
+        "--grid-intensity",
+        type=float,
+        default=400.0,
+        metavar="G",
+        help="grams of CO2e per kWh for emissions (default: 400)",
+    )
+    parser.add_argument(
+        "--max-p95-wait",
+        type=float,
+        metavar="SECONDS",
+        help="recommend only providers with a p95 added wait of at most this many seconds",
     )
 
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +212,18 @@ def test_wait_statistics_match_numpy(zeros: int) -> None:
     assert share == pytest.approx((100 - zeros) / 100)
     assert p50 == pytest.approx(np.percentile(waits, 50))
     assert p95 == pytest.approx(np.percentile(waits, 95))
+
+
+def test_plan_without_numpy() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None\n"
+        "import gpuserve\n"
+        "try:\n"
+        "    gpuserve.plan\n"
+        "except gpuserve.BackendNotInstalledError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "The planner needs numpy; install it with pip install 'gpuserve[plan]'."
