@@ -201,7 +201,7 @@ def _summarize(
         idle_kwh = power.idle_watts * choice.gpus * idle_seconds / 3.6e6 * per_month
         sources.append(power.source)
 
-    waited_share, p50, p95 = _wait_statistics(schedule.starts - requests.times)
+    waited_share, p50, p95 = _wait_statistics(schedule.waits)
     return ProviderResult(
         provider=choice.provider.name,
         label=choice.provider.label,

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .fifo import fifo_starts
+from .fifo import FAR_PAST, TickSchedule, fifo_starts
 
 if TYPE_CHECKING:
-    from .simulate import Fleet, Schedule
+    from .simulate import Fleet
 
 #: Requests computed at once in a stretch, at first and at most.
 _FIRST_STRETCH = 256
@@ -30,24 +30,24 @@ _PAUSE = 32
 class _Instance:
     __slots__ = ("begin", "ready", "slots", "last_finish", "busy", "busy_until", "pinned")
 
-    def __init__(self, begin: float, ready: float, slots: int, pinned: bool) -> None:
+    def __init__(self, begin: int, ready: int, slots: int, pinned: bool) -> None:
         self.begin = begin
         self.ready = ready
-        #: Heap of (time the slot frees, index of its last request, or -1 before the first).
-        self.slots: list[tuple[float, int]] = [(ready, -1)] * slots
+        #: Heap of (tick the slot frees, index of its last request, or -1 before the first).
+        self.slots: list[tuple[int, int]] = [(ready, -1)] * slots
         self.last_finish = ready
-        self.busy = 0.0
+        self.busy = 0
         self.busy_until = ready
         self.pinned = pinned
 
-    def add_busy(self, start: float, finish: float) -> None:
-        self.busy += max(0.0, finish - max(start, self.busy_until))
+    def add_busy(self, start: int, finish: int) -> None:
+        self.busy += max(0, finish - max(start, self.busy_until))
         self.busy_until = max(self.busy_until, finish)
         self.last_finish = max(self.last_finish, finish)
 
 
-def event_loop(times: np.ndarray, period: float, fleet: Fleet, stretches: bool = True) -> Schedule:
-    """Simulate ``fleet`` on sorted arrival ``times``; ``stretches=False`` visits every request alone."""
+def event_loop(times: np.ndarray, period: int, fleet: Fleet, stretches: bool = True) -> TickSchedule:
+    """Simulate ``fleet`` on sorted arrival ``times``, all in ticks; ``stretches=False`` visits every request alone."""
     loop = _Loop(times, fleet)
     count = times.size
     arrivals = times.tolist()
@@ -74,47 +74,50 @@ class _Loop:
     def __init__(self, times: np.ndarray, fleet: Fleet) -> None:
         self.times = times
         self.fleet = fleet
-        self.alive = [_Instance(0.0, 0.0, fleet.max_concurrency, pinned=True) for _ in range(fleet.min_instances)]
-        self.stopped: list[tuple[float, float]] = []
-        self.busy = 0.0
+        self.work = int(fleet.work)
+        self.window = int(fleet.idle_window)
+        self.cold_start = int(fleet.cold_start)
+        self.alive = [_Instance(0, 0, fleet.max_concurrency, pinned=True) for _ in range(fleet.min_instances)]
+        self.stopped: list[tuple[int, int]] = []
+        self.busy = 0
         self.cold_starts = 0
-        self.starts = np.empty(times.size)
+        self.starts = np.empty(times.size, dtype=np.int64)
 
-    def retire(self, arrival: float) -> None:
+    def retire(self, arrival: int) -> None:
         """Stop the instances that were idle for longer than the window before ``arrival``."""
-        window = self.fleet.idle_window
+        window = self.window
         for instance in [item for item in self.alive if not item.pinned and item.last_finish + window < arrival]:
             self.alive.remove(instance)
             self.stopped.append((instance.begin, instance.last_finish + window))
             self.busy += instance.busy
 
-    def all_ready(self, arrival: float) -> bool:
+    def all_ready(self, arrival: int) -> bool:
         return bool(self.alive) and all(item.ready <= arrival for item in self.alive)
 
-    def step(self, index: int, arrival: float) -> None:
+    def step(self, index: int, arrival: int) -> None:
         """Serve one request, starting an instance when every slot is busy."""
         fleet = self.fleet
         chosen = min(self.alive, key=lambda item: item.slots[0], default=None)
-        start = float("inf") if chosen is None else max(chosen.slots[0][0], arrival)
+        start = -1 if chosen is None else max(chosen.slots[0][0], arrival)
         # A slot that frees by the time its instance is ready is unassigned: a starting instance's
         # slots count as capacity, so a burst does not start more instances than it needs.
         all_busy = all(item.slots[0][0] > max(arrival, item.ready) for item in self.alive)
         if all_busy and len(self.alive) < fleet.max_instances:
-            instance = _Instance(arrival, arrival + fleet.cold_start, fleet.max_concurrency, pinned=False)
+            instance = _Instance(arrival, arrival + self.cold_start, fleet.max_concurrency, pinned=False)
             self.alive.append(instance)
             self.cold_starts += 1
-            if instance.ready < start:
+            if chosen is None or instance.ready < start:
                 chosen, start = instance, instance.ready
         assert chosen is not None  # max_instances >= 1, so a request always finds or starts an instance
 
-        finish = start + fleet.work
+        finish = start + self.work
         heapq.heapreplace(chosen.slots, (finish, index))
         chosen.add_busy(start, finish)
         self.starts[index] = start
 
     def try_stretch(self, first: int, size: int) -> int:
         """Serve requests from ``first`` on with numpy while no instance starts or stops; return how many."""
-        work = self.fleet.work
+        work = self.work
         entries = sorted(
             (free, last, position) for position, item in enumerate(self.alive) for free, last in item.slots
         )
@@ -146,28 +149,28 @@ class _Loop:
     def _first_retirement(self, arrivals: np.ndarray, finishes: np.ndarray, owners: np.ndarray) -> int:
         """Return the index of the first arrival before which an instance would stop, or the stretch size."""
         first = arrivals.size
-        window = self.fleet.idle_window
+        window = self.window
         for position, instance in enumerate(self.alive):
             if instance.pinned:
                 continue
-            latest = np.maximum.accumulate(np.where(owners == position, finishes, -np.inf))
-            before = np.maximum(instance.last_finish, np.concatenate(([-np.inf], latest[:-1])))
+            latest = np.maximum.accumulate(np.where(owners == position, finishes, FAR_PAST))
+            before = np.maximum(instance.last_finish, np.concatenate(([FAR_PAST], latest[:-1])))
             stops = np.flatnonzero(before[1:] + window < arrivals[1:])
             if stops.size:
                 first = min(first, int(stops[0]) + 1)
         return first
 
     def _apply(
-        self, first: int, count: int, entries: list[tuple[float, int, int]], starts: np.ndarray, owners: np.ndarray
+        self, first: int, count: int, entries: list[tuple[int, int, int]], starts: np.ndarray, owners: np.ndarray
     ) -> None:
         """Record ``count`` requests of a stretch and bring each slot and instance up to date."""
-        work, slots = self.fleet.work, len(entries)
+        work, slots = self.work, len(entries)
         self.starts[first : first + count] = starts
-        updated: list[list[tuple[float, int]]] = [[] for _ in self.alive]
+        updated: list[list[tuple[int, int]]] = [[] for _ in self.alive]
         for slot, (free, last, position) in enumerate(entries):
             if slot < count:
                 latest = slot + slots * ((count - 1 - slot) // slots)
-                free, last = float(starts[latest]) + work, first + latest
+                free, last = int(starts[latest]) + work, first + latest
             updated[position].append((free, last))
         for position, instance in enumerate(self.alive):
             heapq.heapify(updated[position])
@@ -176,19 +179,15 @@ class _Loop:
             if mine.size:
                 ends = mine + work
                 previous = np.maximum(instance.busy_until, np.concatenate(([instance.busy_until], ends[:-1])))
-                instance.busy += float(np.maximum(0.0, ends - np.maximum(mine, previous)).sum())
-                instance.busy_until = max(instance.busy_until, float(ends[-1]))
-                instance.last_finish = max(instance.last_finish, float(ends[-1]))
+                instance.busy += int(np.maximum(0, ends - np.maximum(mine, previous)).sum())
+                instance.busy_until = max(instance.busy_until, int(ends[-1]))
+                instance.last_finish = max(instance.last_finish, int(ends[-1]))
 
-    def finish(self, period: float) -> Schedule:
-        from .simulate import Schedule
-
+    def finish(self, period: int) -> TickSchedule:
         for instance in self.alive:
-            end = (
-                max(period, instance.last_finish) if instance.pinned else instance.last_finish + self.fleet.idle_window
-            )
+            end = max(period, instance.last_finish) if instance.pinned else instance.last_finish + self.window
             self.stopped.append((instance.begin, end))
             self.busy += instance.busy
-        begins = np.array([begin for begin, _ in self.stopped], dtype=np.float64)
-        ends = np.array([end for _, end in self.stopped], dtype=np.float64)
-        return Schedule(self.starts, begins, ends, self.cold_starts, self.busy)
+        begins = np.array([begin for begin, _ in self.stopped], dtype=np.int64)
+        ends = np.array([end for _, end in self.stopped], dtype=np.int64)
+        return TickSchedule(self.starts, begins, ends, self.cold_starts, self.busy)

@@ -227,3 +227,20 @@ def test_plan_without_numpy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "The planner needs numpy; install it with pip install 'gpuserve[plan]'."
+
+
+def test_billing_increment_rounds_each_instance(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"providers": {"sagemaker": {"billing_increment_seconds": 3600}}}), encoding="utf-8")
+    hourly = Path(__file__).parent / "hourly.log"
+
+    report = gpuserve.plan(
+        Embed, Traffic(timestamps_file=str(hourly)), work_seconds=2.0, providers=["sagemaker"], prices=str(path)
+    )
+    result = report.results[0]
+
+    # Requests an hour apart never find the instance up (a 960 s window), and each instance
+    # life of 360 + 2 + 960 s is billed as one whole hour.
+    assert result.cold_starts == pytest.approx(24 * 30)
+    assert result.billed_gpu_hours == pytest.approx(24 * 30)
+    assert result.monthly_cost == pytest.approx(24 * 30 * 1.0064)

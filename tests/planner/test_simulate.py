@@ -7,14 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuserve.planner.events import event_loop
-from gpuserve.planner.simulate import Fleet, Schedule, _one_instance, simulate
+from gpuserve.planner.simulate import Fleet, Schedule, simulate
 
 MONTH = 30 * 86400.0
 
-
-def _event_loop(times: np.ndarray, period: float, settings_: Fleet) -> Schedule:
-    return event_loop(times, period, settings_, stretches=False)
+#: The three paths of ``simulate``; with one instance all of them apply.
+METHODS = ["numpy", "events", "steps"]
 
 
 def fleet(**fields: float) -> Fleet:
@@ -30,14 +28,23 @@ def fleet(**fields: float) -> Fleet:
     return Fleet(**values)  # type: ignore[arg-type]
 
 
+def assert_same(first: Schedule, second: Schedule) -> None:
+    """Check that two paths gave the same schedule; time is in whole microseconds, so exactly."""
+    assert first.cold_starts == second.cold_starts
+    assert np.array_equal(first.starts, second.starts)
+    assert np.array_equal(np.sort(first.instance_begins), np.sort(second.instance_begins))
+    assert np.array_equal(np.sort(first.instance_ends), np.sort(second.instance_ends))
+    assert first.busy_seconds == second.busy_seconds
+
+
 def instance_seconds(schedule: Schedule) -> float:
     return float((schedule.instance_ends - schedule.instance_begins).sum())
 
 
-@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
-def test_hourly_request_bills_work_and_window(simulator: object) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_hourly_request_bills_work_and_window(method: str) -> None:
     times = np.arange(720) * 3600.0
-    schedule = simulator(times, MONTH, fleet(work=2.0, idle_window=60.0))  # type: ignore[operator]
+    schedule = simulate(times, MONTH, fleet(work=2.0, idle_window=60.0), method=method)
 
     assert instance_seconds(schedule) == pytest.approx(720 * (2.0 + 60.0))
     assert schedule.cold_starts == 720
@@ -45,20 +52,20 @@ def test_hourly_request_bills_work_and_window(simulator: object) -> None:
     assert np.array_equal(schedule.starts, times)
 
 
-@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
-def test_hourly_request_bills_cold_start(simulator: object) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_hourly_request_bills_cold_start(method: str) -> None:
     times = np.arange(720) * 3600.0
-    schedule = simulator(times, MONTH, fleet(work=2.0, idle_window=60.0, cold_start=30.0))  # type: ignore[operator]
+    schedule = simulate(times, MONTH, fleet(work=2.0, idle_window=60.0, cold_start=30.0), method=method)
 
     assert instance_seconds(schedule) == pytest.approx(720 * (30.0 + 2.0 + 60.0))
     assert schedule.cold_starts == 720
     assert np.allclose(schedule.starts - times, 30.0)
 
 
-@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
-def test_steady_load_keeps_one_instance(simulator: object) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_steady_load_keeps_one_instance(method: str) -> None:
     times = np.arange(0, 86400.0, 10.0)
-    schedule = simulator(times, 86400.0, fleet(work=1.0, idle_window=60.0, cold_start=5.0))  # type: ignore[operator]
+    schedule = simulate(times, 86400.0, fleet(work=1.0, idle_window=60.0, cold_start=5.0), method=method)
 
     assert schedule.cold_starts == 1
     assert len(schedule.instance_begins) == 1
@@ -68,10 +75,10 @@ def test_steady_load_keeps_one_instance(simulator: object) -> None:
     assert np.count_nonzero(schedule.starts > times) == 1
 
 
-@pytest.mark.parametrize("simulator", [_one_instance, _event_loop])
-def test_min_instance_bills_whole_month(simulator: object) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_min_instance_bills_whole_month(method: str) -> None:
     times = np.array([100.0, 5000.0, 2_000_000.0])
-    schedule = simulator(times, MONTH, fleet(min_instances=1, cold_start=30.0))  # type: ignore[operator]
+    schedule = simulate(times, MONTH, fleet(min_instances=1, cold_start=30.0), method=method)
 
     assert instance_seconds(schedule) == MONTH
     assert schedule.cold_starts == 0
@@ -154,13 +161,10 @@ def test_numpy_path_matches_event_loop(
     arrivals = np.array(times)
     settings_ = fleet(min_instances=pinned, max_concurrency=concurrency, idle_window=window, cold_start=cold, work=work)
 
-    fast = _one_instance(arrivals, 20_000.0, settings_)
-    slow = _event_loop(arrivals, 20_000.0, settings_)
+    fast = simulate(arrivals, 20_000.0, settings_, method="numpy")
+    slow = simulate(arrivals, 20_000.0, settings_, method="steps")
 
-    assert fast.cold_starts == slow.cold_starts
-    assert np.allclose(fast.starts, slow.starts)
-    assert instance_seconds(fast) == pytest.approx(instance_seconds(slow))
-    assert fast.busy_seconds == pytest.approx(slow.busy_seconds)
+    assert_same(fast, slow)
 
 
 single_warm_fleets = st.builds(
@@ -214,14 +218,6 @@ def test_longer_window_never_adds_cold_starts(times: list[float], settings_: Fle
     assert long.cold_starts <= short.cold_starts
 
 
-def assert_same(first: Schedule, second: Schedule) -> None:
-    assert first.cold_starts == second.cold_starts
-    assert np.allclose(first.starts, second.starts)
-    assert np.allclose(np.sort(first.instance_begins), np.sort(second.instance_begins))
-    assert np.allclose(np.sort(first.instance_ends), np.sort(second.instance_ends))
-    assert first.busy_seconds == pytest.approx(second.busy_seconds)
-
-
 # Gaps drawn from a few scales, so that bursts, steady load and idle periods all occur.
 gap_lists = st.lists(
     st.one_of(st.floats(0, 0.5), st.floats(0, 5), st.floats(0, 200), st.just(0.0)), min_size=1, max_size=400
@@ -244,7 +240,9 @@ def test_stretches_match_single_steps(
     times = np.cumsum(gaps)
     settings_ = Fleet(max(min_instances, 0), max(min_instances, 1) + extra, concurrency, window, cold, work)
 
-    assert_same(event_loop(times, 30_000.0, settings_, stretches=False), event_loop(times, 30_000.0, settings_))
+    steps = simulate(times, 30_000.0, settings_, method="steps")
+
+    assert_same(simulate(times, 30_000.0, settings_, method="events"), steps)
 
 
 def test_stretches_match_on_month() -> None:
@@ -253,4 +251,6 @@ def test_stretches_match_on_month() -> None:
     times = generate(3000, "business", 30, seed=3).times
     settings_ = fleet(max_instances=3, max_concurrency=2, idle_window=60.0, cold_start=20.0, work=40.0)
 
-    assert_same(event_loop(times, MONTH, settings_, stretches=False), event_loop(times, MONTH, settings_))
+    steps = simulate(times, MONTH, settings_, method="steps")
+
+    assert_same(simulate(times, MONTH, settings_, method="events"), steps)
