@@ -174,7 +174,7 @@ def _simulate_provider(
         max_instances=scaling.max_instances,
         max_concurrency=scaling.max_concurrency,
         idle_window=provider.idle_window(scaling.idle_timeout),
-        cold_start=provider.cold_start_seconds + setup,
+        cold_start=choice.cold_start_seconds + setup,
         work=work,
     )
     schedule = simulate(requests.times, requests.period_seconds, fleet)

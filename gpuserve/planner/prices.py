@@ -74,6 +74,8 @@ class Offer:
     source: str
     read_on: str
     note: str = ""
+    #: Seconds this product takes to start, where it differs from the provider's ``cold_start_seconds``.
+    cold_start_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,13 @@ class Choice:
     price_per_second: float
     #: Empty when ``offer`` is set; otherwise "not offered" or "no price in the table".
     reason: str = ""
+
+    @property
+    def cold_start_seconds(self) -> float:
+        """Seconds from the request that finds no instance until ``setup`` can run on a new one."""
+        if self.offer is not None and self.offer.cold_start_seconds is not None:
+            return self.offer.cold_start_seconds
+        return self.provider.cold_start_seconds
 
 
 @dataclass(frozen=True)
@@ -260,6 +269,7 @@ def _parse_offer(raw: Any, where: str, providers: Mapping[str, Provider]) -> Off
     else:
         price = _number(fields["price_per_hour"], "price_per_hour", where, allow_zero=True) / 3600
     gpus = fields.get("gpus_per_instance")
+    cold_start = fields.get("cold_start_seconds")
     if unit == "instance" and gpus is None:
         raise ConfigError(f"{where}: an offer with unit 'instance' needs gpus_per_instance, for example 1.")
     return Offer(
@@ -273,6 +283,7 @@ def _parse_offer(raw: Any, where: str, providers: Mapping[str, Provider]) -> Off
         source=str(fields["source"]),
         read_on=str(fields["read_on"]),
         note=str(fields.get("note", "")),
+        cold_start_seconds=None if cold_start is None else _number(cold_start, "cold_start_seconds", where, True),
     )
 
 

@@ -96,6 +96,7 @@ def format_prices(table: PriceTable) -> str:
         price = offer.price_per_second * 3600
         unit = "/GPU" if offer.unit == "gpu" else ""
         source = f"{offer.source} ({offer.read_on})" + (f"; NOTE: {offer.note}" if offer.note else "")
+        cold_start = provider.cold_start_seconds if offer.cold_start_seconds is None else offer.cold_start_seconds
         rows.append(
             [
                 provider.label,
@@ -103,7 +104,7 @@ def format_prices(table: PriceTable) -> str:
                 offer.offer,
                 offer.region or "-",
                 f"${price:,.4f}{unit}",
-                f"{provider.cold_start_seconds:g} s",
+                f"{cold_start:g} s",
                 source,
             ]
         )

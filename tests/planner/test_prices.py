@@ -190,3 +190,22 @@ def test_prices_module_is_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "False"
+
+
+def test_offer_cold_start_overrides_provider(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    offer = {
+        "provider": "modal",
+        "gpu": "H100",
+        "offer": "H100",
+        "unit": "gpu",
+        "price_per_second": 0.001,
+        "cold_start_seconds": 12,
+        "source": "our measurements",
+        "read_on": "2026-12-01",
+    }
+    path.write_text(json.dumps({"offers": [offer]}), encoding="utf-8")
+    table = load_prices(path)
+
+    assert table.choose("modal", GPU("H100")).cold_start_seconds == 12
+    assert table.choose("modal", GPU("L4")).cold_start_seconds == table.providers["modal"].cold_start_seconds
