@@ -1,11 +1,11 @@
 """The simulation for any number of instances: an event loop that computes calm stretches with numpy.
 
-Each request goes to the slot that freed first; among slots that freed at the same time, to the
-one whose last request came first. While no instance starts or stops, that rule hands request
-``i`` the slot of request ``i - K`` for ``K`` slots in all, so a stretch of requests is one
-``fifo_starts`` call. ``_Loop.try_stretch`` computes a stretch, keeps it up to the first request
-where an instance would start or stop or the rule would not hold, and ``_Loop.step`` handles
-that request alone. Both give the same schedule; a test checks it.
+Each request goes to the slot that freed first. Among slots that freed at the same tick, it goes
+to the one whose last request came first. While no instance starts or stops, that rule hands
+request ``i`` the slot of request ``i - K`` for ``K`` slots in all, so a stretch of requests is
+one ``fifo_starts`` call. ``_Loop.try_stretch`` computes a stretch, keeps it up to the first
+request where an instance would start or stop or the rule would not hold, and ``_Loop.step``
+handles that request alone. Both give the same schedule, and a test checks it.
 """
 
 from __future__ import annotations

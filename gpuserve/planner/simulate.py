@@ -28,7 +28,7 @@ from .fifo import FAR_PAST, TICKS_PER_SECOND, TickSchedule, busy_time, fifo_star
 
 @dataclass(frozen=True)
 class Fleet:
-    """The scaling settings and timings that one simulation runs with; all times in seconds."""
+    """The scaling settings and timings of one simulation, with times in seconds."""
 
     min_instances: int
     max_instances: int
