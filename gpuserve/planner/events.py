@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 #: Requests computed at once in a stretch, at first and at most.
 _FIRST_STRETCH = 256
 _MAX_STRETCH = 1 << 16
-#: Requests handled one at a time after a stretch that ended early, before the next try.
-_PAUSE = 32
+#: A stretch shorter than this costs about as much as stepping through its requests.
+_WORTHWHILE = 64
+#: Requests handled one at a time after a short stretch before the next try, at first and at most.
+#: The pause doubles after each short stretch, so a fleet that changes all the time is stepped.
+_FIRST_PAUSE = 32
+_MAX_PAUSE = 8192
 
 
 class _Instance:
@@ -41,9 +45,12 @@ class _Instance:
         self.pinned = pinned
 
     def add_busy(self, start: int, finish: int) -> None:
-        self.busy += max(0, finish - max(start, self.busy_until))
-        self.busy_until = max(self.busy_until, finish)
-        self.last_finish = max(self.last_finish, finish)
+        until = self.busy_until
+        if finish > until:
+            self.busy += finish - (start if start > until else until)
+            self.busy_until = finish
+        if finish > self.last_finish:
+            self.last_finish = finish
 
 
 def event_loop(times: np.ndarray, period: int, fleet: Fleet, stretches: bool = True) -> TickSchedule:
@@ -51,16 +58,17 @@ def event_loop(times: np.ndarray, period: int, fleet: Fleet, stretches: bool = T
     loop = _Loop(times, fleet)
     count = times.size
     arrivals = times.tolist()
-    index, size, pause = 0, _FIRST_STRETCH, 0
+    index, size, pause, backoff = 0, _FIRST_STRETCH, 0, _FIRST_PAUSE
     while index < count:
         loop.retire(arrivals[index])
         if stretches and pause == 0 and loop.all_ready(arrivals[index]):
             accepted = loop.try_stretch(index, size)
             index += accepted
             size = min(2 * size, _MAX_STRETCH) if accepted == size else _FIRST_STRETCH
-            if accepted >= _PAUSE:
+            if accepted >= _WORTHWHILE:
+                backoff = _FIRST_PAUSE
                 continue
-            pause = _PAUSE
+            pause, backoff = backoff, min(2 * backoff, _MAX_PAUSE)
             if index >= count:
                 break
             loop.retire(arrivals[index])
@@ -86,6 +94,8 @@ class _Loop:
     def retire(self, arrival: int) -> None:
         """Stop the instances that were idle for longer than the window before ``arrival``."""
         window = self.window
+        if all(item.pinned or item.last_finish + window >= arrival for item in self.alive):
+            return
         for instance in [item for item in self.alive if not item.pinned and item.last_finish + window < arrival]:
             self.alive.remove(instance)
             self.stopped.append((instance.begin, instance.last_finish + window))
@@ -96,14 +106,21 @@ class _Loop:
 
     def step(self, index: int, arrival: int) -> None:
         """Serve one request, starting an instance when every slot is busy."""
-        fleet = self.fleet
-        chosen = min(self.alive, key=lambda item: item.slots[0], default=None)
-        start = -1 if chosen is None else max(chosen.slots[0][0], arrival)
-        # A slot that frees by the time its instance is ready is unassigned: a starting instance's
-        # slots count as capacity, so a burst does not start more instances than it needs.
-        all_busy = all(item.slots[0][0] > max(arrival, item.ready) for item in self.alive)
-        if all_busy and len(self.alive) < fleet.max_instances:
-            instance = _Instance(arrival, arrival + self.cold_start, fleet.max_concurrency, pinned=False)
+        # This runs once per request outside stretches, hence one pass and no helper calls.
+        chosen: _Instance | None = None
+        earliest = (0, 0)
+        all_busy = True
+        for item in self.alive:
+            head = item.slots[0]
+            if chosen is None or head < earliest:
+                chosen, earliest = item, head
+            # A slot that frees by the time its instance is ready is unassigned: a starting
+            # instance's slots count as capacity, so a burst starts no more instances than it needs.
+            if head[0] <= (arrival if arrival > item.ready else item.ready):
+                all_busy = False
+        start = earliest[0] if earliest[0] > arrival else arrival
+        if all_busy and len(self.alive) < self.fleet.max_instances:
+            instance = _Instance(arrival, arrival + self.cold_start, self.fleet.max_concurrency, pinned=False)
             self.alive.append(instance)
             self.cold_starts += 1
             if chosen is None or instance.ready < start:
