@@ -52,6 +52,7 @@ from .settings import Image, Scaling, Settings, Volume
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
     from .deployment import Deployment, deploy, list_deployments
+    from .planner.api import plan
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ _LAZY = {
     "deploy": "gpuserve.deployment",
     "Deployment": "gpuserve.deployment",
     "list_deployments": "gpuserve.deployment",
+    "plan": "gpuserve.planner",
 }
 
 
@@ -107,4 +109,5 @@ __all__ = [
     "batched",
     "deploy",
     "list_deployments",
+    "plan",
 ]

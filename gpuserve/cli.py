@@ -14,6 +14,7 @@ from typing import Any
 
 from .backends import BACKENDS
 from .errors import GpuserveError, PredictError
+from .planner.command import add_arguments as add_plan_arguments
 
 _INPUT_HELP = (
     "inputs as key=value (a string) or key:=JSON (any JSON value), e.g. text=hello times:=3; "
@@ -197,6 +198,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .planner.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpuserve", description="Deploy and call scale-to-zero model endpoints.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
@@ -260,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)"
     )
     serve.set_defaults(handler=_cmd_serve)
+
+    plan = commands.add_parser(
+        "plan", help="estimate monthly cost, cold starts, waits and energy of an endpoint on each provider"
+    )
+    add_plan_arguments(plan)
+    plan.set_defaults(handler=_cmd_plan)
     return parser
 
 
@@ -268,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # argparse stops collecting positional inputs at the first option, so `predict NAME --data {} k=v`
     # leaves k=v over; inputs may come anywhere, like in HTTPie.
-    if extra and args.command == "predict" and all("=" in item and not item.startswith("-") for item in extra):
+    if (
+        extra
+        and args.command in ("predict", "plan")
+        and all("=" in item and not item.startswith("-") for item in extra)
+    ):
         args.inputs = [*args.inputs, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

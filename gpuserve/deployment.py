@@ -13,7 +13,9 @@ from .client import Client
 from .endpoint import Endpoint, default_name
 from .errors import ConfigError
 from .loader import reference_of
+from .planner.guard import idle_cost_message
 from .schema import build_input_model
+from .settings import Settings
 from .state import DeploymentRecord, check_name, list_records, load_record
 
 logger = logging.getLogger(__name__)
@@ -141,10 +143,22 @@ def deploy(
         keep_image=keep_image,
         auth=_check_flag(auth, "auth"),
     )
+    _warn_idle_cost(backend, settings, progress)
     logger.info("Deploying %s as %r on the %s backend", endpoint.__name__, name, backend)
     record = chosen.deploy(spec, progress or _log_progress)
     logger.info("Deployed %r at %s", name, record.url)
     return Deployment(record)
+
+
+def _warn_idle_cost(backend: str, settings: Settings, progress: ProgressCallback | None) -> None:
+    """Show what the instances kept by ``min_instances`` cost per month, from the planner's price table."""
+    message = idle_cost_message(backend, settings)
+    if message is None:
+        return
+    if progress is not None:
+        progress(message)
+    else:
+        logger.warning("%s", message)
 
 
 def _check_port(port: int | None) -> int | None:
