@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[examples,dev,docker,modal,aws]"
+	$(PY) -m pip install --quiet -e ".[examples,dev,docker,modal,aws,cloudrun]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -40,7 +40,9 @@ from .errors import (
     ImageBuildError,
     InvalidInputError,
     OutputEncodingError,
+    PermissionDeniedError,
     PredictError,
+    QuotaExceededError,
     SetupFailedError,
 )
 from .gpus import GPU
@@ -94,7 +96,9 @@ __all__ = [
     "Image",
     "InvalidInputError",
     "OutputEncodingError",
+    "PermissionDeniedError",
     "PredictError",
+    "QuotaExceededError",
     "Scaling",
     "Settings",
     "SetupFailedError",

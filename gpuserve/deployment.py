@@ -51,8 +51,8 @@ class Deployment:
         return self.record.url
 
     def client(self, **options: Any) -> Client:
-        """Return a ``Client`` for this deployment, with its token set."""
-        return Client(self.url, token=self.record.token, **options)
+        """Return a ``Client`` for this deployment, with the token its backend gives."""
+        return Client(self.url, token=get_backend(self.backend).token(self.record), **options)
 
     def predict(self, **inputs: Any) -> Any:
         """Call the endpoint's ``predict`` with ``inputs`` and return its output.
@@ -100,6 +100,7 @@ def deploy(
     project_dir: str | os.PathLike[str] | None = None,
     port: int | None = None,
     keep_image: bool = False,
+    public: bool = False,
     **overrides: Any,
 ) -> Deployment:
     """Deploy an endpoint class and return once it is ready to serve.
@@ -107,7 +108,9 @@ def deploy(
     ``overrides`` replace class settings for this deploy, for example
     ``deploy(Embed, gpu="L4", idle_timeout=120)``. ``project_dir`` (default: the working directory)
     is what image-building backends copy into the image. ``port`` fixes the local URL's port on the
-    local and Docker backends, and ``keep_image`` keeps the Docker image after a delete.
+    local and Docker backends, and ``keep_image`` keeps the Docker image after a delete. ``public``
+    lets anyone call the endpoint without credentials on backends that require them by default
+    (Cloud Run); the other backends ignore it.
 
     Setup failures raise ``SetupFailedError`` with the setup traceback, and leave nothing running.
     """
@@ -128,6 +131,7 @@ def deploy(
         project_dir=Path(project_dir or os.getcwd()).resolve(),
         port=_check_port(port),
         keep_image=keep_image,
+        public=_check_flag(public, "public"),
     )
     logger.info("Deploying %s as %r on the %s backend", endpoint.__name__, name, backend)
     record = chosen.deploy(spec, progress or _log_progress)
@@ -139,6 +143,12 @@ def _check_port(port: int | None) -> int | None:
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
         raise ConfigError(f"Invalid port {port!r}; use a whole number from 1 to 65535, or None for a free port.")
     return port
+
+
+def _check_flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"Invalid {name} {value!r}; use True or False.")
+    return value
 
 
 def list_deployments() -> list[Deployment]:

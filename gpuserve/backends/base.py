@@ -31,6 +31,8 @@ class DeploySpec:
     port: int | None = None
     #: Keep the built image when the deployment is deleted (image-building backends).
     keep_image: bool = False
+    #: Let anyone call the endpoint without credentials, on backends that require them by default.
+    public: bool = False
 
 
 class Backend(ABC):
@@ -71,6 +73,14 @@ class Backend(ABC):
 
         Called before the first request, so that a call fails at once instead of waiting for a deadline.
         """
+
+    def token(self, record: DeploymentRecord) -> str | None:
+        """Return the bearer token that calls to the deployment carry, or None for no token.
+
+        The default is the token stored in the record. Backends whose provider checks short-lived
+        credentials, such as Cloud Run's ID tokens, fetch a fresh one here.
+        """
+        return record.token
 
     @classmethod
     def calls_over_http(cls) -> bool:
