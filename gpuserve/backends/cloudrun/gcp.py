@@ -177,9 +177,13 @@ def translated_errors(action: str) -> Iterator[None]:
 
 
 def translate(exc: google.api_core.exceptions.GoogleAPICallError, action: str) -> Exception:
-    """Map one Google API error onto the most specific gpuserve error, with the fix in the message."""
+    """Map one Google API error onto the most specific gpuserve error, with the fix in the message.
+
+    The HTTP classes (``Forbidden``, ``TooManyRequests``) are the bases of the gRPC ones
+    (``PermissionDenied``, ``ResourceExhausted``): REST responses raise the former, operation errors the latter.
+    """
     message = exc.message or str(exc)
-    if isinstance(exc, google.api_core.exceptions.PermissionDenied):
+    if isinstance(exc, google.api_core.exceptions.Forbidden):
         if "SERVICE_DISABLED" in str(exc.details) or "has not been used" in message or "is disabled" in message:
             return PermissionDeniedError(
                 f"Google Cloud rejected the request to {action} because an API is disabled ({message}). Enable it, "
@@ -190,11 +194,11 @@ def translate(exc: google.api_core.exceptions.GoogleAPICallError, action: str) -
             "roles/artifactregistry.admin and roles/iam.serviceAccountUser on the runtime service account, "
             f"or check that {PROJECT_ENV} names the right project."
         )
-    if isinstance(exc, google.api_core.exceptions.Unauthenticated):
+    if isinstance(exc, google.api_core.exceptions.Unauthorized):
         return BackendUnavailableError(
             f"Google Cloud rejected the credentials to {action} ({message}). {_CREDENTIALS_FIX}"
         )
-    if isinstance(exc, google.api_core.exceptions.ResourceExhausted) or "quota" in message.lower():
+    if isinstance(exc, google.api_core.exceptions.TooManyRequests) or "quota" in message.lower():
         return QuotaExceededError(
             f"A Google Cloud quota stopped the request to {action} ({message}). Request more in the console under "
             "IAM & Admin > Quotas (for GPUs: 'Total Nvidia L4 GPU allocation, per project per region', with or "
@@ -202,7 +206,10 @@ def translate(exc: google.api_core.exceptions.GoogleAPICallError, action: str) -
         )
     if isinstance(exc, google.api_core.exceptions.NotFound):
         return DeploymentNotFoundError(f"Google Cloud found nothing to {action}: {message}")
-    if isinstance(exc, google.api_core.exceptions.InvalidArgument):
+    if isinstance(exc, google.api_core.exceptions.BadRequest) and not isinstance(
+        exc,
+        google.api_core.exceptions.FailedPrecondition,  # a revision that failed to start
+    ):
         return BackendError(f"Cloud Run rejected the request to {action} as invalid: {message}")
     if isinstance(exc, (google.api_core.exceptions.ServiceUnavailable, google.api_core.exceptions.DeadlineExceeded)):
         return BackendUnavailableError(f"Google Cloud is unavailable to {action} ({message}); retry in a minute.")
