@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import gpuserve
+from gpuserve.cli import main
 from gpuserve.deployment import Deployment
 
 from ...conftest import REPO
@@ -75,7 +76,11 @@ def test_deploy_predict_delete(cloudrun_env: FakeCloudRun, docker_client: Any) -
         assert status["state"] == "ready"
         assert status["latest_ready_revision"] == f"{NAME}-00001-fak"
         assert status["conditions"][0] == {"type": "Ready", "state": "succeeded", "message": ""}
-        assert "Uvicorn running" in deployment.logs() or deployment.logs(tail=5)
+        assert "Echo is ready" in deployment.logs()
+        assert len(deployment.logs(tail=2).splitlines()) == 2
+        logs_request = cloudrun_env.bodies("POST", r"/v2/entries:list$")[-1]
+        assert logs_request["resourceNames"] == [f"projects/{PROJECT}"]
+        assert f'resource.labels.service_name="{NAME}"' in logs_request["filter"]
     finally:
         deployment.delete()
 
@@ -87,12 +92,18 @@ def test_deploy_predict_delete(cloudrun_env: FakeCloudRun, docker_client: Any) -
     assert [image.tags for image in built if not any(tag.startswith("127.0.0.1:") for tag in image.tags)] == []
 
 
-def test_private_service_needs_id_token(cloudrun_env: FakeCloudRun) -> None:
+def test_private_service_needs_id_token(cloudrun_env: FakeCloudRun, capsys: pytest.CaptureFixture[str]) -> None:
     deployment = _deploy()
     try:
         with gpuserve.Client(deployment.url, deadline=5) as anonymous, pytest.raises(gpuserve.AuthenticationError):
             anonymous.predict(text="no token")
+        with gpuserve.Client(deployment.url, token="someone-else", deadline=5) as stranger:
+            with pytest.raises(gpuserve.AuthenticationError):
+                stranger.predict(text="wrong token")
         assert deployment.predict(text="with token") == "with token"
+        capsys.readouterr()
+        assert main(["predict", NAME, "text=from the cli", "--compact"]) == 0
+        assert capsys.readouterr().out.strip() == '"from the cli"'
     finally:
         deployment.delete()
 
