@@ -204,9 +204,13 @@ class CloudRunBackend(Backend):
             "latest_ready_revision": service.latest_ready_revision.rsplit("/", 1)[-1],
             "latest_created_revision": service.latest_created_revision.rsplit("/", 1)[-1],
             "conditions": [
-                {"type": c.type_, "state": c.state.name.removeprefix("CONDITION_").lower(), "message": c.message}
-                for c in [terminal, *service.conditions]
-                if c.type_
+                {
+                    "type": condition.type_,
+                    "state": condition.state.name.removeprefix("CONDITION_").lower(),
+                    "message": condition.message,
+                }
+                for condition in [terminal, *service.conditions]
+                if condition.type_
             ],
             "public": bool(record.extra.get("public")),
             "region": record.extra.get("region"),

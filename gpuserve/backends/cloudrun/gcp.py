@@ -57,7 +57,7 @@ _CREDENTIALS_FIX = (
 
 @dataclass(frozen=True)
 class CloudConfig:
-    """Where the Cloud Run backend deploys, read from the environment and the credentials."""
+    """The project, region and repository the backend deploys to, from the environment and the credentials."""
 
     project: str
     region: str

@@ -5,10 +5,10 @@ services with a GPU get one GPU per instance, at least 4 CPU and 16 GiB of memor
 CPU always allocated. Startup probes allow at most 240 s of initial delay and 240 s between
 checks, and ``failure_threshold * period_seconds`` at most 1800 s with a GPU (600 s without).
 
-Proto3 drops zero and false scalars from the JSON the REST client sends. Each field below is
-chosen so that the value the service needs survives that: ``cpu_idle=False`` is what Cloud Run
-assumes when ``resources`` is sent without ``cpu_idle``, a minimum of 0 instances is Cloud Run's
-default, and ``gpu_zonal_redundancy_disabled`` is an ``optional`` field, which is sent even when false.
+Proto3 drops zero and false scalars from the JSON the REST client sends, so each field below is
+chosen to keep its meaning when dropped. Cloud Run reads a missing ``cpu_idle`` next to explicit
+``resources`` as false (CPU always allocated). A minimum of 0 instances is Cloud Run's default.
+``gpu_zonal_redundancy_disabled`` is an ``optional`` field, which is sent even when false.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def probe_window(settings: Settings) -> int:
 def startup_probe(settings: Settings) -> run_v2.Probe:
     """Probe ``/health`` every 10 s for ``setup_timeout`` seconds, cut to Cloud Run's limit.
 
-    The runtime answers 503 until setup has finished, so the probe passes exactly when the
+    The runtime returns 503 until setup has finished, so the probe passes exactly when the
     endpoint is ready. ``probe_window`` tells callers whether ``setup_timeout`` was cut.
     """
     seconds = min(settings.setup_timeout, probe_window(settings))
@@ -113,7 +113,7 @@ def _resources(settings: Settings) -> run_v2.ResourceRequirements:
 
 
 def _environment(settings: Settings) -> list[run_v2.EnvVar]:
-    """The settings as JSON, and each secret as a reference to the Secret Manager secret of the same name."""
+    """Return the settings as JSON, and each secret as a reference to the Secret Manager secret of that name."""
     variables = [run_v2.EnvVar(name=SETTINGS_ENV, value=settings.to_json())]
     for name in settings.secrets:
         source = run_v2.SecretKeySelector(secret=name, version="latest")

@@ -1,9 +1,9 @@
 """Cloud Run fixtures: the local fake of Google's APIs, a registry on 127.0.0.1, and a guard for containers.
 
-Every Google client the backend makes talks to ``FakeCloudRun`` on 127.0.0.1: the tests set the
-``GPUSERVE_CLOUDRUN_*_ENDPOINT`` variables, replace Application Default Credentials with
-anonymous ones and the ID token source with the fake's token, and set ``NO_GCE_CHECK`` so that
-google-auth never probes the metadata server.
+Every Google client the backend makes talks to ``FakeCloudRun`` on 127.0.0.1, because the tests
+set the ``GPUSERVE_CLOUDRUN_*_ENDPOINT`` variables. They replace Application Default Credentials
+with anonymous ones and the ID token source with the fake's token. ``NO_GCE_CHECK`` keeps
+google-auth from probing the metadata server.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ One server speaks three REST APIs, at the paths the real clients use:
   service, ``:getIamPolicy`` and ``:setIamPolicy``, and ``GET .../operations/ID`` for long-running
   operations;
 - Artifact Registry v1: get and create a repository, delete a package, and its operations;
-- Cloud Logging v2: ``POST /v2/entries:list``, answered from the container's output.
+- Cloud Logging v2: ``POST /v2/entries:list``, which returns the container's output.
 
 On create or update the fake runs the service's image on the local Docker engine with host
 networking, ``PORT`` set to a free loopback port and the service's environment, with Secret
@@ -106,7 +106,7 @@ class FakeCloudRun:
     # ---- test controls -------------------------------------------------------------------------
 
     def fail(self, method: str, path_pattern: str, status: int, reason: str, message: str) -> None:
-        """Answer the next ``method`` request whose path matches ``path_pattern`` with a Google API error."""
+        """Return a Google API error for the next ``method`` request whose path matches ``path_pattern``."""
         self._failures.append(_Failure(method, re.compile(path_pattern), status, reason, message))
 
     def bodies(self, method: str, path_pattern: str) -> list[Any]:
@@ -271,6 +271,7 @@ class FakeCloudRun:
     def _run_container(self, service_id: str, container: dict[str, Any]) -> str:
         """Start ``container`` on a free loopback port and wait for /health; raise RuntimeError on failure."""
         environment = {}
+
         for variable in container.get("env", []):
             if "value" in variable:
                 environment[variable["name"]] = variable["value"]
@@ -283,6 +284,7 @@ class FakeCloudRun:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         environment.update(PORT=str(port), GPUSERVE_HOST="127.0.0.1", K_SERVICE=service_id)
+
         previous = self._containers.get(service_id)
         self._pulled_images.add(container["image"])
         started = self.docker.containers.run(

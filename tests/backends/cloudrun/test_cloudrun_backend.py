@@ -1,6 +1,7 @@
-"""The Cloud Run backend end to end on 127.0.0.1: a real image build and push to a local registry,
-the real ``run_v2`` REST client against ``FakeCloudRun``, and the pushed image running as a real
-container behind the fake's IAM front door.
+"""The Cloud Run backend end to end on 127.0.0.1.
+
+The image is really built and pushed to a local registry, and the real ``run_v2`` REST client
+talks to ``FakeCloudRun``. The pushed image runs as a real container behind the fake's IAM front door.
 
 Assertions on the service read the JSON body as it crossed the wire, so that a value proto3
 would drop (a zero, a false) is checked as Cloud Run receives it.
