@@ -6,19 +6,16 @@ credentials. The repository is created through the Artifact Registry REST API wh
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import docker
-import docker.errors
 from google.auth.credentials import Credentials
 
 from ...errors import DeployError
 from ..base import ProgressCallback
+from ..docker import registry
 from .gcp import ARTIFACT_REGISTRY_ENDPOINT_ENV, CloudConfig, access_token, api_root, raise_for_response, rest_session
-
-logger = logging.getLogger(__name__)
 
 _DEFAULT_ROOT = "https://artifactregistry.googleapis.com"
 #: Seconds to wait for Artifact Registry's long-running operations (creating a repository, deleting images).
@@ -84,27 +81,10 @@ def push_image(
     progress: ProgressCallback,
 ) -> str:
     """Push ``local_tag`` and return its URI, tagged with the image id so that each build gets its own tag."""
-    image = client.images.get(local_tag)
-    tag = image.id.removeprefix("sha256:")[:12]
-    remote = image_path(config, deployment)
-    uri = f"{remote}:{tag}"
-    image.tag(remote, tag)
+    tag = client.images.get(local_tag).id.removeprefix("sha256:")[:12]
     # Artifact Registry accepts an OAuth access token as the password of the user "oauth2accesstoken".
     auth = {"username": "oauth2accesstoken", "password": access_token(credentials)}
-    progress(f"Pushing {uri}")
-    try:
-        # The engine reports push failures inside the stream, not as an exception.
-        for record in client.api.push(remote, tag=tag, auth_config=auth, stream=True, decode=True):
-            if "error" in record:
-                raise DeployError(f"Pushing {uri} failed: {record['error']}")
-    except docker.errors.APIError as exc:
-        raise DeployError(f"Pushing {uri} failed: {exc.explanation or exc}") from exc
-    finally:
-        try:
-            client.images.remove(uri)  # the remote tag only; the local image stays
-        except docker.errors.APIError as exc:
-            logger.debug("Could not remove the tag %s: %s", uri, exc)
-    return uri
+    return registry.push_image(client, local_tag, image_path(config, deployment), tag, auth, progress)
 
 
 def delete_images(credentials: Credentials, config: CloudConfig, deployment: str) -> None:
