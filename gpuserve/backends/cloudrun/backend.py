@@ -61,6 +61,7 @@ class CloudRunBackend(Backend):
             extra={
                 "project": config.project,
                 "region": config.region,
+                "repository": config.repository,
                 "service": service_name,
                 "public": spec.public,
                 "keep_image": spec.keep_image,
@@ -225,7 +226,8 @@ class CloudRunBackend(Backend):
 
     def delete(self, record: DeploymentRecord) -> None:
         credentials, _ = gcp.load_credentials()
-        config = gcp.load_config(record.extra["project"])
+        # The record's project, region and repository, not the environment's, which may have changed since.
+        config = gcp.CloudConfig.of_record(record.extra)
         client = gcp.services_client(credentials)
         with gcp.translated_errors(f"delete the Cloud Run service {record.name}"):
             _delete_service(client, record.extra["service"])

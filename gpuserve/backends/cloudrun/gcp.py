@@ -65,6 +65,17 @@ class CloudConfig:
     service_account: str | None
     gpu_zonal_redundancy: bool
 
+    @classmethod
+    def of_record(cls, extra: dict[str, Any]) -> CloudConfig:
+        """Return the configuration a deployment was made with, from its record's ``extra``."""
+        return cls(
+            project=extra["project"],
+            region=extra["region"],
+            repository=extra.get("repository", DEFAULT_REPOSITORY),
+            service_account=None,
+            gpu_zonal_redundancy=False,
+        )
+
     @property
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"

@@ -225,3 +225,14 @@ def _failing_setup() -> type[gpuserve.Endpoint]:
     from tests.endpoints.failing_setup import FailingSetup
 
     return FailingSetup
+
+
+def test_delete_uses_recorded_location(cloudrun_env: FakeCloudRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _deploy()
+    monkeypatch.delenv("GPUSERVE_CLOUDRUN_REGION")
+    monkeypatch.setenv("GPUSERVE_CLOUDRUN_REPOSITORY", "elsewhere")
+    Deployment.get(NAME).delete()
+    assert cloudrun_env.services == {}
+    package_deletes = [r.path for r in cloudrun_env.requests if r.method == "DELETE" and "/packages/" in r.path]
+    assert package_deletes == [f"/v1/projects/{PROJECT}/locations/{REGION}/repositories/gpuserve/packages/{NAME}"]
+    assert deployment.name not in [d.name for d in gpuserve.list_deployments()]
