@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[examples,dev,docker,modal,aws,plan]"
+	$(PY) -m pip install --quiet -e ".[examples,dev,docker,modal,aws,cloudrun,plan]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a setting or deploy option, e.g. --set idle_timeout:=120 --set gpu=L4 --set gpu:=null "
-        "(no GPU) --set port:=9000 --set keep_image:=true --set auth:=true",
+        "(no GPU) --set port:=9000 --set keep_image:=true --set auth:=true --set public:=true",
     )
 
     deploy.set_defaults(handler=_cmd_deploy)

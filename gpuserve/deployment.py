@@ -54,12 +54,15 @@ class Deployment:
 
     @property
     def token(self) -> str | None:
-        """The bearer token requests must carry, or None when the deployment needs none."""
-        return self.record.token
+        """The bearer token requests must carry, or None when the deployment needs none.
+
+        On Cloud Run this fetches a fresh Google ID token, valid for about an hour.
+        """
+        return get_backend(self.backend).token(self.record)
 
     def client(self, **options: Any) -> Client:
-        """Return a ``Client`` for this deployment, with its token set."""
-        return Client(self.url, token=self.record.token, **options)
+        """Return a ``Client`` for this deployment, with the token its backend gives."""
+        return Client(self.url, token=get_backend(self.backend).token(self.record), **options)
 
     def predict(self, **inputs: Any) -> Any:
         """Call the endpoint's ``predict`` with ``inputs`` and return its output.
@@ -108,6 +111,7 @@ def deploy(
     port: int | None = None,
     keep_image: bool = False,
     auth: bool | None = None,
+    public: bool = False,
     **overrides: Any,
 ) -> Deployment:
     """Deploy an endpoint class and return once it is ready to serve.
@@ -117,10 +121,13 @@ def deploy(
     is what image-building backends copy into the image. ``port`` fixes the local URL's port on the
     local and Docker backends, and ``keep_image`` keeps the Docker image after a delete.
 
-    ``auth`` makes every request but health checks carry the deployment's bearer token, which
-    ``deploy`` generates and keeps with the deployment (``Deployment.token``); ``Client`` objects
-    from ``Deployment.client`` and the CLI send it. None takes the backend's default: on for
-    Docker and Modal, off for the local backend, and SageMaker always uses AWS IAM.
+    ``auth`` makes every request but health checks carry a bearer token; ``Client`` objects from
+    ``Deployment.client`` and the CLI send it. On the local, Docker and Modal backends ``deploy``
+    generates the token and keeps it with the deployment (``Deployment.token``); Cloud Run checks
+    Google ID tokens, which the client fetches. None takes the backend's default: on for Docker,
+    Modal and Cloud Run, off for the local backend. SageMaker always uses AWS IAM. ``public=True``
+    is the same as ``auth=False``: anyone may call the endpoint, and on Cloud Run the deploy adds
+    the allUsers invoker binding.
 
     Setup failures raise ``SetupFailedError`` with the setup traceback, and leave nothing running.
     """
@@ -141,7 +148,7 @@ def deploy(
         project_dir=Path(project_dir or os.getcwd()).resolve(),
         port=_check_port(port),
         keep_image=keep_image,
-        auth=_check_flag(auth, "auth"),
+        auth=_access(auth, public),
     )
     _warn_idle_cost(backend, settings, progress)
     logger.info("Deploying %s as %r on the %s backend", endpoint.__name__, name, backend)
@@ -167,10 +174,15 @@ def _check_port(port: int | None) -> int | None:
     return port
 
 
-def _check_flag(value: bool | None, name: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"Invalid {name} {value!r}; use True, False or None (the backend's default).")
-    return value
+def _access(auth: bool | None, public: bool) -> bool | None:
+    """Combine ``auth`` and ``public`` into the one choice the backend gets."""
+    if auth is not None and not isinstance(auth, bool):
+        raise ConfigError(f"Invalid auth {auth!r}; use True, False or None (the backend's default).")
+    if not isinstance(public, bool):
+        raise ConfigError(f"Invalid public {public!r}; use True or False.")
+    if public and auth:
+        raise ConfigError("public=True and auth=True contradict each other; pass one of them.")
+    return False if public else auth
 
 
 def list_deployments() -> list[Deployment]:

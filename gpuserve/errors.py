@@ -10,11 +10,13 @@ Every error the library raises on purpose derives from ``GpuserveError``::
     ├── BackendError                a backend failed to deploy, inspect or delete
     │   ├── BackendNotInstalledError    the backend's optional dependency is missing
     │   ├── BackendUnavailableError     the backend's engine or API cannot be reached
+    │   ├── PermissionDeniedError       the provider rejected the caller's permissions
     │   ├── DeploymentNotFoundError     no deployment has that name
     │   ├── DeploymentExistsError       a deployment with that name already runs
     │   └── DeployError                 a deploy did not reach the ready state
     │       ├── ImageBuildError             a step of the image build failed
     │       ├── GPUUnavailableError         the engine cannot give the container a GPU
+    │       ├── QuotaExceededError          a provider quota is too small for the request
     │       └── SetupFailedError            the endpoint's ``setup`` raised
     └── ClientError                 a request to a deployed endpoint failed
         ├── EndpointConnectionError     the endpoint could not be reached
@@ -70,6 +72,10 @@ class BackendUnavailableError(BackendError):
     """The backend's engine or API cannot be reached."""
 
 
+class PermissionDeniedError(BackendError):
+    """The provider rejected the request because the caller lacks a permission."""
+
+
 class DeploymentNotFoundError(BackendError, LookupError):
     """No deployment has the given name."""
 
@@ -93,6 +99,10 @@ class ImageBuildError(DeployError):
 
 class GPUUnavailableError(DeployError):
     """The engine cannot give the container the requested GPU."""
+
+
+class QuotaExceededError(DeployError):
+    """A provider quota is too small for the requested resources."""
 
 
 class SetupFailedError(DeployError):

@@ -20,10 +20,11 @@ BACKENDS: dict[str, str] = {
     "docker": "gpuserve.backends.docker.backend:DockerBackend",
     "modal": "gpuserve.backends.modal.backend:ModalBackend",
     "sagemaker": "gpuserve.backends.sagemaker.backend:SageMakerBackend",
+    "cloudrun": "gpuserve.backends.cloudrun.backend:CloudRunBackend",
 }
 
 #: Backend name -> the extra that installs its SDK.
-EXTRAS: dict[str, str] = {"docker": "docker", "modal": "modal", "sagemaker": "aws"}
+EXTRAS: dict[str, str] = {"docker": "docker", "modal": "modal", "sagemaker": "aws", "cloudrun": "cloudrun"}
 
 
 def get_backend(name: str) -> Backend:

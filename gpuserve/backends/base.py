@@ -79,6 +79,14 @@ class Backend(ABC):
     def wants_auth(self, spec: DeploySpec) -> bool:
         return self.auth_by_default if spec.auth is None else spec.auth
 
+    def token(self, record: DeploymentRecord) -> str | None:
+        """Return the bearer token that calls to the deployment carry, or None for no token.
+
+        The default is the token stored in the record. Backends whose provider checks short-lived
+        credentials, such as Cloud Run's ID tokens, fetch a fresh one here.
+        """
+        return record.token
+
     @classmethod
     def calls_over_http(cls) -> bool:
         return cls.invoke is Backend.invoke

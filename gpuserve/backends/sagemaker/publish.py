@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import base64
-import logging
 import os
 from typing import Any
 
 import docker
-import docker.errors
 
-from ...errors import DeployError
 from ..base import ProgressCallback
+from ..docker.registry import push_image
 from .aws import translated_errors
-
-logger = logging.getLogger(__name__)
 
 #: Replaces the registry host that ECR reports, for pull-through mirrors and for tests with a local registry.
 REGISTRY_ENV = "GPUSERVE_SAGEMAKER_REGISTRY"
@@ -44,20 +40,4 @@ def publish_image(
     _ensure_repository(ecr, repository)
     registry, auth = _login(ecr)
     tag = local_tag.rsplit(":", 1)[1]
-    remote = f"{registry}/{repository}"
-    uri = f"{remote}:{tag}"
-    client.images.get(local_tag).tag(remote, tag)
-    progress(f"Pushing {uri}")
-    try:
-        # The engine reports push failures inside the stream, not as an exception.
-        for record in client.api.push(remote, tag=tag, auth_config=auth, stream=True, decode=True):
-            if "error" in record:
-                raise DeployError(f"Pushing {uri} failed: {record['error']}")
-    except docker.errors.APIError as exc:
-        raise DeployError(f"Pushing {uri} failed: {exc.explanation or exc}") from exc
-    finally:
-        try:
-            client.images.remove(uri)  # the remote tag only; the local image stays
-        except docker.errors.APIError as exc:
-            logger.debug("Could not remove the tag %s: %s", uri, exc)
-    return uri
+    return push_image(client, local_tag, f"{registry}/{repository}", tag, auth, progress)
