@@ -38,11 +38,14 @@ from .errors import (
     GpuserveError,
     GPUUnavailableError,
     ImageBuildError,
+    InputError,
     InvalidInputError,
     OutputEncodingError,
     PredictError,
     SetupFailedError,
+    StreamError,
 )
+from .batching import batched
 from .gpus import GPU
 from .settings import Image, Scaling, Settings, Volume
 
@@ -92,13 +95,16 @@ __all__ = [
     "GpuserveError",
     "ImageBuildError",
     "Image",
+    "InputError",
     "InvalidInputError",
     "OutputEncodingError",
     "PredictError",
     "Scaling",
     "Settings",
     "SetupFailedError",
+    "StreamError",
     "Volume",
+    "batched",
     "deploy",
     "list_deployments",
 ]

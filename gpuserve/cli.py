@@ -118,6 +118,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     deployment = Deployment.get(args.name)
     backend = get_backend(deployment.backend)
     backend.ensure_serving(deployment.record)
+    if backend.calls_over_http() and args.stream:
+        with deployment.client(deadline=args.deadline) as client:
+            for item in client.stream(**inputs):
+                print(json.dumps(item), flush=True)
+        return 0
     if backend.calls_over_http():
         with deployment.client(deadline=args.deadline) as client:
             output = client.predict(**inputs)
@@ -160,6 +165,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_token(args: argparse.Namespace) -> int:
+    from .deployment import Deployment
+
+    token = Deployment.get(args.name).token
+    if token is None:
+        raise GpuserveError(
+            f"Deployment {args.name!r} needs no token. Deploy it with --set auth:=true to require one."
+        )
+    print(token)
+    return 0
+
+
 def _cmd_logs(args: argparse.Namespace) -> int:
     from .deployment import Deployment
 
@@ -199,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a setting or deploy option, e.g. --set idle_timeout:=120 --set gpu=L4 --set gpu:=null "
-        "(no GPU) --set port:=9000 --set keep_image:=true",
+        "(no GPU) --set port:=9000 --set keep_image:=true --set auth:=true",
     )
 
     deploy.set_defaults(handler=_cmd_deploy)
@@ -212,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--deadline", type=float, default=600.0, help="seconds to wait through a cold start (default: 600)"
     )
     predict.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    predict.add_argument(
+        "--stream", action="store_true", help="print each item of a streaming endpoint as it arrives, one per line"
+    )
     predict.set_defaults(handler=_cmd_predict)
 
     listing = commands.add_parser("list", help="list deployments and their state")
@@ -221,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name", help="deployment name")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_cmd_status)
+
+    token = commands.add_parser("token", help="print the bearer token that requests to a deployment must carry")
+    token.add_argument("name", help="deployment name")
+    token.set_defaults(handler=_cmd_token)
 
     logs = commands.add_parser("logs", help="print a deployment's logs")
     logs.add_argument("name", help="deployment name")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from .errors import (
     EndpointUnavailableError,
     InvalidInputError,
     PredictError,
+    StreamError,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,8 +68,72 @@ def _raise_for(response: httpx.Response, body: Any) -> None:
     raise error_class(message, status_code=status, body=body)
 
 
+_EVENT_STREAM = "text/event-stream"
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return bool(response.headers.get("content-type", "").startswith(_EVENT_STREAM))
+
+
+class _EventParser:
+    """Turns server-sent event lines into items; raises ``StreamError`` on an error event.
+
+    docs/http.md describes the events: ``output`` (one item), ``error`` and ``done``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.done = False
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Iterator[Any]:
+        """Take one line (without its newline) and yield the item it completes, if any."""
+        if line:
+            if not line.startswith(":"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "event":
+                    self._event = value
+                elif field == "data":
+                    self._data.append(value)
+            return
+        event, data = self._event, "\n".join(self._data)
+        self._event, self._data = "message", []
+        if not data:
+            return
+        if event == "output":
+            yield json.loads(data)
+        elif event == "error":
+            body = json.loads(data)
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            raise StreamError(
+                f"The stream from {self.url} ended with an error: {error.get('message', data)}", 200, body
+            )
+        elif event == "done":
+            self.done = True
+
+    def finish(self) -> None:
+        if not self.done:
+            raise StreamError(f"The stream from {self.url} ended before its 'done' event; the connection was lost.")
+
+
+def stream_items(lines: Iterable[str], url: str) -> Iterator[Any]:
+    parser = _EventParser(url)
+    for line in lines:
+        yield from parser.feed(line)
+        if parser.done:
+            return
+    parser.finish()
+
+
 def read_output(response: httpx.Response) -> Any:
-    """Return the output of a predict response, or raise the ``ClientError`` subclass for its status."""
+    """Return the output of a predict response, or raise the ``ClientError`` subclass for its status.
+
+    The output of a streaming endpoint is the list of its items.
+    """
+    if response.status_code == 200 and _is_event_stream(response):
+        return list(stream_items(response.text.splitlines(), str(response.request.url)))
     body = _decode(response)
     if response.status_code != 200:
         _raise_for(response, body)
@@ -178,6 +244,36 @@ class Client(_BaseClient):
                 return output
             time.sleep(delay)
 
+    def stream(self, **inputs: Any) -> Iterator[Any]:
+        """Call a streaming ``predict`` and yield its items as they arrive.
+
+        Raises ``StreamError`` when the endpoint sends an error event. Leaving the loop early
+        closes the connection, and the endpoint then closes its generator. An endpoint that does
+        not stream yields its one output.
+        """
+        content = json.dumps(inputs).encode()
+        headers = {"Content-Type": "application/json", "Accept": f"{_EVENT_STREAM}, application/json"}
+        retry = _Retry(self.deadline)
+        while True:
+            delay = 0.0
+            try:
+                with self._http.stream("POST", f"{self.url}/predict", content=content, headers=headers) as response:
+                    if response.status_code == 200 and _is_event_stream(response):
+                        yield from stream_items(response.iter_lines(), self.url)
+                        return
+                    response.read()
+                    done, output, delay = self._output(response, retry)
+                    if done:
+                        yield output
+                        return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                delay = retry.next_delay(f"connection failed: {exc}")
+            except httpx.TimeoutException as exc:
+                raise DeadlineExceededError(f"No response from {self.url} within {self._timeout.read} s.") from exc
+            except httpx.TransportError as exc:
+                raise EndpointConnectionError(f"Request to {self.url} failed: {exc}") from exc
+            time.sleep(delay)
+
     def health(self) -> dict[str, Any]:
         """Return the endpoint's health body, whatever its status code."""
         try:
@@ -250,6 +346,39 @@ class AsyncClient(_BaseClient):
             done, output, delay = self._output(response, retry)
             if done:
                 return output
+            await asyncio.sleep(delay)
+
+    async def stream(self, **inputs: Any) -> AsyncIterator[Any]:
+        """Call a streaming ``predict`` and yield its items as they arrive; see ``Client.stream``."""
+        content = json.dumps(inputs).encode()
+        headers = {"Content-Type": "application/json", "Accept": f"{_EVENT_STREAM}, application/json"}
+        retry = _Retry(self.deadline)
+        while True:
+            delay = 0.0
+            try:
+                async with self._http.stream(
+                    "POST", f"{self.url}/predict", content=content, headers=headers
+                ) as response:
+                    if response.status_code == 200 and _is_event_stream(response):
+                        parser = _EventParser(self.url)
+                        async for line in response.aiter_lines():
+                            for item in parser.feed(line):
+                                yield item
+                            if parser.done:
+                                return
+                        parser.finish()
+                        return
+                    await response.aread()
+                    done, output, delay = self._output(response, retry)
+                    if done:
+                        yield output
+                        return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                delay = retry.next_delay(f"connection failed: {exc}")
+            except httpx.TimeoutException as exc:
+                raise DeadlineExceededError(f"No response from {self.url} within {self._timeout.read} s.") from exc
+            except httpx.TransportError as exc:
+                raise EndpointConnectionError(f"Request to {self.url} failed: {exc}") from exc
             await asyncio.sleep(delay)
 
     async def health(self) -> dict[str, Any]:

@@ -50,6 +50,11 @@ class Deployment:
     def url(self) -> str:
         return self.record.url
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token requests must carry, or None when the deployment needs none."""
+        return self.record.token
+
     def client(self, **options: Any) -> Client:
         """Return a ``Client`` for this deployment, with its token set."""
         return Client(self.url, token=self.record.token, **options)
@@ -100,6 +105,7 @@ def deploy(
     project_dir: str | os.PathLike[str] | None = None,
     port: int | None = None,
     keep_image: bool = False,
+    auth: bool | None = None,
     **overrides: Any,
 ) -> Deployment:
     """Deploy an endpoint class and return once it is ready to serve.
@@ -108,6 +114,11 @@ def deploy(
     ``deploy(Embed, gpu="L4", idle_timeout=120)``. ``project_dir`` (default: the working directory)
     is what image-building backends copy into the image. ``port`` fixes the local URL's port on the
     local and Docker backends, and ``keep_image`` keeps the Docker image after a delete.
+
+    ``auth`` makes every request but health checks carry the deployment's bearer token, which
+    ``deploy`` generates and keeps with the deployment (``Deployment.token``); ``Client`` objects
+    from ``Deployment.client`` and the CLI send it. None takes the backend's default: on for
+    Docker and Modal, off for the local backend, and SageMaker always uses AWS IAM.
 
     Setup failures raise ``SetupFailedError`` with the setup traceback, and leave nothing running.
     """
@@ -128,6 +139,7 @@ def deploy(
         project_dir=Path(project_dir or os.getcwd()).resolve(),
         port=_check_port(port),
         keep_image=keep_image,
+        auth=_check_flag(auth, "auth"),
     )
     logger.info("Deploying %s as %r on the %s backend", endpoint.__name__, name, backend)
     record = chosen.deploy(spec, progress or _log_progress)
@@ -139,6 +151,12 @@ def _check_port(port: int | None) -> int | None:
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
         raise ConfigError(f"Invalid port {port!r}; use a whole number from 1 to 65535, or None for a free port.")
     return port
+
+
+def _check_flag(value: bool | None, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"Invalid {name} {value!r}; use True, False or None (the backend's default).")
+    return value
 
 
 def list_deployments() -> list[Deployment]:

@@ -11,9 +11,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from .envvars import VOLUME_PATHS_ENV
+from .batching import batch_config
 from .errors import ConfigError
 from .gpus import GPU
-from .settings import SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
+from .settings import DEFAULT_MAX_BODY_SIZE, SETTING_NAMES, Image, Scaling, Settings, Volume, build_settings
 
 
 class Endpoint:
@@ -49,6 +50,13 @@ class Endpoint:
     timeout: ClassVar[float] = 300.0
     #: Seconds ``setup`` may take.
     setup_timeout: ClassVar[float] = 600.0
+    #: Largest request body in bytes (default 32 MiB); larger requests get 413.
+    max_body_size: ClassVar[int] = DEFAULT_MAX_BODY_SIZE
+    #: Seconds in-flight requests may take to finish after SIGTERM.
+    shutdown_grace: ClassVar[float] = 30.0
+    #: Set True when a sync ``predict`` may run in several threads at once (up to max_concurrency).
+    #: By default sync calls run one at a time, so per-request state kept on ``self`` never mixes.
+    thread_safe: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -90,7 +98,15 @@ class Endpoint:
 
 
 def check_predict_signature(cls: type[Endpoint]) -> None:
-    """Reject ``predict`` signatures that cannot map to named JSON fields."""
+    """Reject ``predict`` signatures that cannot map to named JSON fields, and bad batch annotations."""
+    if batch_config(cls.predict) is not None:
+        if inspect.isgeneratorfunction(cls.predict) or inspect.isasyncgenfunction(cls.predict):
+            raise ConfigError(
+                f"{cls.__name__}.predict cannot both stream and batch; remove @gpuserve.batched or the yield."
+            )
+        from .schema import build_input_model  # pydantic loads here, for batched classes only
+
+        build_input_model(cls, cls.predict)
     signature = inspect.signature(cls.predict)
     for parameter in list(signature.parameters.values())[1:]:
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):

@@ -6,6 +6,7 @@ Every error the library raises on purpose derives from ``GpuserveError``::
     ├── ConfigError                 an endpoint class or a deploy setting is invalid
     ├── EndpointLoadError           a ``module:Class`` reference cannot be imported
     ├── OutputEncodingError         a predict output cannot be encoded as JSON
+    ├── InputError                  raised by ``predict`` to reject a request's inputs (422)
     ├── BackendError                a backend failed to deploy, inspect or delete
     │   ├── BackendNotInstalledError    the backend's optional dependency is missing
     │   ├── BackendUnavailableError     the backend's engine or API cannot be reached
@@ -20,8 +21,9 @@ Every error the library raises on purpose derives from ``GpuserveError``::
         ├── AuthenticationError         the endpoint rejected the credentials (401/403)
         ├── InvalidInputError           the inputs failed validation (422)
         ├── PredictError                ``predict`` raised (500)
-        ├── EndpointUnavailableError    the endpoint is not ready or its setup failed (503)
-        └── DeadlineExceededError       no response arrived within the client's deadline
+        ├── EndpointUnavailableError    the endpoint is not ready, busy or stopping (503)
+        ├── DeadlineExceededError       no response arrived within the client's deadline
+        └── StreamError                 a streaming ``predict`` raised after some items
 
 Provider SDK errors are translated at the backend boundary into the most specific
 class, with the original kept as ``__cause__``.
@@ -46,6 +48,14 @@ class EndpointLoadError(GpuserveError):
 
 class OutputEncodingError(GpuserveError, TypeError):
     """A predict output cannot be encoded as JSON."""
+
+
+class InputError(GpuserveError, ValueError):
+    """Raise in ``predict`` to reject a request's inputs: the caller gets 422 with this message.
+
+    Example: ``raise gpuserve.InputError("text is longer than 512 tokens; shorten it")``. A batched
+    ``predict`` can instead return an ``InputError`` at the position of the item it rejects.
+    """
 
 
 class BackendError(GpuserveError):
@@ -131,8 +141,12 @@ class PredictError(ClientError):
 
 
 class EndpointUnavailableError(ClientError):
-    """The endpoint is not ready, or its setup failed."""
+    """The endpoint is not ready, its setup failed, its queue is full, or it is shutting down."""
 
 
 class DeadlineExceededError(ClientError, TimeoutError):
     """No response arrived within the client's deadline."""
+
+
+class StreamError(PredictError):
+    """A streaming ``predict`` raised after it had sent some items; the stream ended with an error event."""

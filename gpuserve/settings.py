@@ -19,6 +19,8 @@ from .gpus import GPU, parse_gpu
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$")
+#: 32 MiB, the request size limit of Cloud Run and the largest of the providers gpuserve supports.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 
 
 def _as_str_tuple(value: object, setting: str, example: str) -> tuple[str, ...]:
@@ -137,11 +139,14 @@ class Scaling:
     idle_timeout: float = 60.0
     #: Requests one instance serves at the same time.
     max_concurrency: int = 1
+    #: Requests one instance keeps waiting for a free slot; more get 503 with Retry-After.
+    max_queue: int = 128
 
     def __post_init__(self) -> None:
         _check_int(self.min_instances, "min_instances", minimum=0)
         _check_int(self.max_instances, "max_instances", minimum=1)
         _check_int(self.max_concurrency, "max_concurrency", minimum=1)
+        _check_int(self.max_queue, "max_queue", minimum=0)
         _check_seconds(self.idle_timeout, "idle_timeout")
         if self.min_instances > self.max_instances:
             raise ConfigError(
@@ -173,6 +178,10 @@ class Settings:
     timeout: float = 300.0
     #: Seconds ``setup`` may take before a deploy gives up; also sizes provider startup probes.
     setup_timeout: float = 600.0
+    #: Largest request body in bytes; larger requests get 413.
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    #: Seconds in-flight requests may take to finish after SIGTERM before the process exits.
+    shutdown_grace: float = 30.0
 
     def to_json(self) -> str:
         """Encode the settings as JSON, the form the runtime reads from ``GPUSERVE_SETTINGS``."""
@@ -192,6 +201,8 @@ class Settings:
             scaling=Scaling(**data["scaling"]),
             timeout=data["timeout"],
             setup_timeout=data["setup_timeout"],
+            max_body_size=data.get("max_body_size", DEFAULT_MAX_BODY_SIZE),
+            shutdown_grace=data.get("shutdown_grace", 30.0),
         )
 
 
@@ -247,6 +258,10 @@ def build_settings(values: Mapping[str, Any]) -> Settings:
     setup_timeout = values.get("setup_timeout", 600.0)
     _check_seconds(timeout, "timeout")
     _check_seconds(setup_timeout, "setup_timeout")
+    max_body_size = values.get("max_body_size", DEFAULT_MAX_BODY_SIZE)
+    _check_int(max_body_size, "max_body_size", minimum=1)
+    shutdown_grace = values.get("shutdown_grace", 30.0)
+    _check_seconds(shutdown_grace, "shutdown_grace")
     return Settings(
         gpu=parse_gpu(values.get("gpu")),
         image=image,
@@ -255,4 +270,6 @@ def build_settings(values: Mapping[str, Any]) -> Settings:
         scaling=scaling,
         timeout=float(timeout),
         setup_timeout=float(setup_timeout),
+        max_body_size=max_body_size,
+        shutdown_grace=float(shutdown_grace),
     )

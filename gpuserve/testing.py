@@ -12,12 +12,13 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from starlette.testclient import TestClient
 
-from .client import read_output
+from .client import stream_items, read_output
 from .endpoint import Endpoint
 from .errors import SetupFailedError
 from .runtime.app import create_app
@@ -77,6 +78,16 @@ class EndpointTestClient:
         """Call predict with ``inputs`` and return its output; errors raise like ``gpuserve.Client``."""
         response: Any = self.http.post("/predict", json=inputs)
         return read_output(response)
+
+    def stream(self, **inputs: Any) -> Iterator[Any]:
+        """Call a streaming predict and yield its items; an error event raises ``StreamError``."""
+        response: Any
+        with self.http.stream("POST", "/predict", json=inputs) as response:
+            if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
+                yield from stream_items(response.iter_lines(), "the test client")
+                return
+            response.read()
+            yield read_output(response)
 
     # Starlette's TestClient returns its own httpx-compatible responses, hence Any.
     def post(self, path: str, **kwargs: Any) -> Any:

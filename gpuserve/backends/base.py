@@ -31,6 +31,8 @@ class DeploySpec:
     port: int | None = None
     #: Keep the built image when the deployment is deleted (image-building backends).
     keep_image: bool = False
+    #: Require a bearer token on every request but health checks; None takes the backend's default.
+    auth: bool | None = None
 
 
 class Backend(ABC):
@@ -41,6 +43,8 @@ class Backend(ABC):
 
     #: Name used in ``deploy(..., backend=NAME)`` and the CLI's ``--backend``.
     name: str = ""
+    #: Whether deployments require a bearer token when ``deploy`` is not told.
+    auth_by_default: bool = True
 
     @abstractmethod
     def deploy(self, spec: DeploySpec, progress: ProgressCallback) -> DeploymentRecord:
@@ -71,6 +75,9 @@ class Backend(ABC):
 
         Called before the first request, so that a call fails at once instead of waiting for a deadline.
         """
+
+    def wants_auth(self, spec: DeploySpec) -> bool:
+        return self.auth_by_default if spec.auth is None else spec.auth
 
     @classmethod
     def calls_over_http(cls) -> bool:

@@ -17,9 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..envvars import PARENT_PID_ENV, SETTINGS_ENV
+
+if TYPE_CHECKING:
+    from .host import EndpointHost
+
+logger = logging.getLogger("gpuserve.runtime")
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,7 +56,7 @@ def _exit_with_parent(parent_pid: int) -> None:
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.5)
-        logging.getLogger("gpuserve.runtime").warning("Parent process %d exited; shutting down.", parent_pid)
+        logger.warning("Parent process %d exited; shutting down.", parent_pid)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="gpuserve-parent-watch", daemon=True).start()
@@ -61,11 +66,19 @@ def _server_class() -> type[Any]:
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
-        """A uvicorn server whose process exits 0 after a graceful shutdown on SIGTERM or SIGINT.
+        """A uvicorn server that drains in-flight requests on SIGTERM or SIGINT, then exits 0.
 
-        uvicorn re-raises the signal once it has shut down, so the process would end by the signal
-        (exit code 143 for SIGTERM) and look crashed to `docker ps` and to supervisors.
+        On the first signal the host reports ``stopping``: health and new requests get 503 while
+        admitted requests finish, for up to the endpoint's ``shutdown_grace`` seconds. A second
+        signal stops at once. uvicorn alone would close the port at once, and re-raise the signal
+        after shutting down, so the process would end by the signal (exit code 143 for SIGTERM)
+        and look crashed to `docker ps` and to supervisors.
         """
+
+        drain_host: EndpointHost | None = None
+        #: Set when the grace period ended with requests unfinished.
+        abandoned = False
+        _draining = False
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -78,6 +91,26 @@ def _server_class() -> type[Any]:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.drain_host is None or self._draining:
+                super().handle_exit(sig, frame)
+                return
+            self._draining = True
+            threading.Thread(target=self._drain, args=(self.drain_host,), name="gpuserve-drain", daemon=True).start()
+
+        def _drain(self, host: EndpointHost) -> None:
+            host.begin_shutdown()
+            grace = host.settings.shutdown_grace
+            deadline = time.monotonic() + grace
+            if host.in_flight:
+                logger.info("Shutting down: waiting up to %g s for %d requests in flight", grace, host.in_flight)
+            while host.in_flight and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if host.in_flight:
+                logger.warning("Shutting down with %d requests unfinished after %g s", host.in_flight, grace)
+                self.abandoned = True
+            self.should_exit = True
 
     return GracefulServer
 
@@ -99,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
 
     host = EndpointHost(args.endpoint, settings)
     app = create_app(host)
-    options: dict[str, Any] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 30}
+    options: dict[str, Any] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 2}
     sockets = None
     if args.fd is not None:
         # A supervisor bound the socket and passed it on, so no other process can take the port in between.
@@ -110,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         config = uvicorn.Config(app, host=args.host, port=_choose_port(args), **options)
     server = _server_class()(config)
+    server.drain_host = host
     if args.exit_on_setup_failure:
 
         def stop_server() -> None:
@@ -119,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     server.run(sockets=sockets)
     if args.exit_on_setup_failure and host.report.error is not None:
         sys.exit(1)
+    if server.abandoned:
+        # A sync predict thread cannot be stopped, and the interpreter would wait for it at exit.
+        logging.shutdown()
+        os._exit(0)
 
 
 if __name__ == "__main__":

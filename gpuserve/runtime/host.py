@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -15,10 +16,15 @@ from typing import Any
 
 import pydantic
 
+from ..batching import batch_config
 from ..endpoint import Endpoint
 from ..loader import load_endpoint
 from ..schema import build_input_model
 from ..settings import Settings
+from .batcher import Batcher, PredictTimeoutError
+from .gate import Gate, IsGone
+from .metrics import Metrics
+from .streaming import ItemStream
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +32,12 @@ STARTING = "starting"
 READY = "ready"
 FAILED = "failed"
 STOPPING = "stopping"
+
+# Kinds of predict: a plain or async function, or a sync or async generator that streams.
+SYNC = "sync"
+ASYNC = "async"
+SYNC_STREAM = "sync_stream"
+ASYNC_STREAM = "async_stream"
 
 
 class NotReadyError(Exception):
@@ -68,11 +80,14 @@ class EndpointHost:
         self.input_model: type[pydantic.BaseModel] | None = None
         self._instance: Endpoint | None = None
         self._predict: Callable[..., Any] | None = None
-        self._is_async = False
-        # Sync predicts run one at a time on a dedicated thread, so per-request state kept on
-        # ``self`` never mixes. Async predicts run on the event loop up to max_concurrency.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpuserve-predict")
-        self._semaphore: asyncio.Semaphore | None = None
+        self._kind = SYNC
+        # Sync predicts run on executor threads: one at a time unless the class is thread_safe, so
+        # per-request state kept on ``self`` never mixes. Async predicts run on the event loop.
+        self._executor: ThreadPoolExecutor | None = None
+        self._gate = Gate(1, self.settings.scaling.max_queue)
+        self._batcher: Batcher | None = None
+        self.metrics = Metrics()
+        self.metrics.load = lambda: (self.queued, self.in_flight)
         self._ready_event = threading.Event()
         #: Called on the setup thread after a failed setup; the development server uses it to exit.
         self.on_failure: Callable[[], None] | None = None
@@ -113,7 +128,7 @@ class EndpointHost:
 
         self._instance = instance
         self._predict = instance.predict
-        self._is_async = inspect.iscoroutinefunction(instance.predict)
+        self._configure(instance)
         self.report.phase = READY
         self.report.step = "ready"
         self.report.ready_at = time.time()
@@ -160,22 +175,126 @@ class EndpointHost:
         if self.report.phase != READY:
             raise NotReadyError(self.report.phase)
 
-    async def predict(self, inputs: dict[str, Any]) -> Any:
-        """Run ``predict`` with validated inputs, within the request timeout."""
-        assert self._predict is not None
+    @property
+    def streams(self) -> bool:
+        """True when ``predict`` is a generator whose items are sent as server-sent events."""
+        return self._kind in (SYNC_STREAM, ASYNC_STREAM)
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot or a batch."""
+        return self._gate.queued + (self._batcher.queued if self._batcher else 0)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet responded to, queued ones included."""
+        running = self._gate.active + (self._batcher.running if self._batcher else 0)
+        return running + self.queued
+
+    def _configure(self, instance: Endpoint) -> None:
+        """Choose how requests reach ``instance.predict``: its kind, concurrency and batching."""
+        predict = instance.predict
+        if inspect.isasyncgenfunction(predict):
+            self._kind = ASYNC_STREAM
+        elif inspect.isgeneratorfunction(predict):
+            self._kind = SYNC_STREAM
+        elif inspect.iscoroutinefunction(predict):
+            self._kind = ASYNC
+        else:
+            self._kind = SYNC
+        scaling = self.settings.scaling
+        thread_safe = bool(getattr(self.endpoint_class, "thread_safe", False))
+        runs_on_loop = self._kind in (ASYNC, ASYNC_STREAM)
+        limit = scaling.max_concurrency if runs_on_loop or thread_safe else 1
+        if not runs_on_loop:
+            self._executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="gpuserve-predict")
+        if scaling.max_concurrency > 1 and limit == 1:
+            logger.info(
+                "%s.predict is sync and not marked thread_safe, so it runs one call at a time although "
+                "max_concurrency is %d; set thread_safe = True on the class if it may run in parallel.",
+                self.name,
+                scaling.max_concurrency,
+            )
+        self._gate = Gate(limit, scaling.max_queue)
+        config = batch_config(type(instance).predict)
+        if config is not None:
+            self._batcher = Batcher(
+                config, self._call_batch, workers=limit, max_queue=scaling.max_queue, metrics=self.metrics
+            )
+
+    async def predict(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> Any:
+        """Run ``predict`` with validated inputs and return its output.
+
+        Raises ``NotReadyError``, ``QueueFullError``, ``ClientGoneError`` (the client left while
+        queued), ``PredictTimeoutError`` or whatever ``predict`` raised.
+        """
+        self.check_ready()
+        if self._batcher is not None:
+            return await self._batcher.submit(inputs, is_gone)
+        await self._gate.acquire(is_gone)
+        release = True
+        try:
+            assert self._predict is not None
+            return await self._call(functools.partial(self._predict, **inputs))
+        except PredictTimeoutError as exc:
+            if exc.pending is not None:  # the slot frees when the uninterruptible sync call ends
+                release = False
+                exc.pending.add_done_callback(lambda _: self._gate.release())
+            raise
+        finally:
+            if release:
+                self._gate.release()
+
+    async def open_stream(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> ItemStream:
+        """Start a generator ``predict`` and return its ``ItemStream``, which keeps a slot until closed."""
+        self.check_ready()
+        await self._gate.acquire(is_gone)
+        try:
+            assert self._predict is not None
+            generator = self._predict(**inputs)
+        except BaseException:
+            self._gate.release()
+            raise
+        return ItemStream(
+            generator,
+            executor=self._executor if self._kind == SYNC_STREAM else None,
+            timeout=self.settings.timeout,
+            on_closed=self._gate.release,
+        )
+
+    async def _call(self, call: Callable[[], Any]) -> Any:
+        """Run one predict call within the request timeout: async on the loop, sync on the executor."""
         timeout = self.settings.timeout
-        if self._is_async:
-            if self._semaphore is None:
-                self._semaphore = asyncio.Semaphore(self.settings.scaling.max_concurrency)
-            async with self._semaphore:
-                return await asyncio.wait_for(self._predict(**inputs), timeout)
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._executor, lambda: self._predict(**inputs))  # type: ignore[misc]
-        return await asyncio.wait_for(call, timeout)
+        if self._kind == ASYNC:
+            try:
+                return await asyncio.wait_for(call(), timeout)
+            except asyncio.TimeoutError:
+                raise PredictTimeoutError(None) from None
+        assert self._executor is not None
+        future = asyncio.wrap_future(self._executor.submit(call))
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if not done:
+            future.add_done_callback(_consume)
+            raise PredictTimeoutError(future)
+        return future.result()
+
+    async def _call_batch(self, columns: dict[str, list[Any]]) -> Any:
+        assert self._predict is not None
+        return await self._call(functools.partial(self._predict, **columns))
+
+    def begin_shutdown(self) -> None:
+        """Stop taking requests: health and new requests report ``stopping``; admitted ones go on."""
+        self.report.phase = STOPPING
 
     def shutdown(self) -> None:
         self.report.phase = STOPPING
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # the caller already got a 504 response; this only marks the result as read
 
 
 async def _await(awaitable: Any) -> Any:

@@ -36,11 +36,17 @@ def build_openapi(host: EndpointHost) -> dict[str, Any]:
     input_schema = host.input_model.model_json_schema(ref_template="#/components/schemas/{model}")
     components = input_schema.pop("$defs", {})
     components[host.input_model.__name__] = input_schema
-    output = {
-        "type": "object",
-        "properties": {"output": output_schema(host.endpoint_class.predict)},
-        "required": ["output"],
-    }
+    item = output_schema(host.endpoint_class.predict)
+    if host.streams:
+        success = {
+            "description": "Server-sent events: one 'output' event per item (its data is the item as JSON), "
+            "then 'done', or an 'error' event with an Error object.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "x-item-schema": item}},
+        }
+    else:
+        success = _json_response(
+            "The output of predict.", {"type": "object", "properties": {"output": item}, "required": ["output"]}
+        )
     components["Error"] = _ERROR_SCHEMA
 
     error_ref = {"$ref": "#/components/schemas/Error"}
@@ -51,14 +57,25 @@ def build_openapi(host: EndpointHost) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{host.input_model.__name__}"}}},
         },
         "responses": {
-            "200": _json_response("The output of predict.", output),
+            "200": success,
+            "401": _json_response("The bearer token is missing or wrong.", error_ref),
+            "413": _json_response("The body is larger than the max_body_size setting.", error_ref),
+            "415": _json_response("The Content-Type is not JSON.", error_ref),
             "422": _json_response("The inputs failed validation; details lists each field.", error_ref),
             "500": _json_response("predict raised, or its output could not be encoded.", error_ref),
-            "503": _json_response("The endpoint is starting, failed setup, or is shutting down.", error_ref),
+            "503": _json_response(
+                "The endpoint is starting, failed setup, is shutting down, or its queue is full.", error_ref
+            ),
             "504": _json_response("predict exceeded the request timeout.", error_ref),
         },
     }
     health = {"responses": {"200": {"description": "Ready."}, "503": {"description": "Starting, failed or stopping."}}}
+    metrics = {
+        "responses": {
+            "200": {"description": "Counters in the Prometheus text format.", "content": {"text/plain": {}}},
+            "401": _json_response("The bearer token is missing or wrong.", error_ref),
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": host.endpoint_class.__name__, "version": "1"},
@@ -66,6 +83,7 @@ def build_openapi(host: EndpointHost) -> dict[str, Any]:
             "/predict": {"post": {**operation, "operationId": "predict"}},
             "/invocations": {"post": {**operation, "operationId": "invocations"}},
             "/health": {"get": {**health, "operationId": "health"}},
+            "/metrics": {"get": {**metrics, "operationId": "metrics"}},
         },
         "components": {"schemas": components},
     }

@@ -13,7 +13,7 @@ import docker
 import docker.errors
 import docker.types
 
-from ...envvars import SETTINGS_ENV
+from ...envvars import AUTH_TOKEN_ENV, SETTINGS_ENV
 from ...settings import Settings
 from ...state import DeploymentRecord
 from ..base import DeploySpec, ProgressCallback
@@ -100,6 +100,7 @@ class DockerBackend(SupervisedBackend):
             "PORT": str(port),
             "GPUSERVE_HOST": "127.0.0.1",  # host networking: listen on loopback only, the front door is local
             SETTINGS_ENV: spec.settings.to_json(),
+            **({AUTH_TOKEN_ENV: record.token} if record.token else {}),
             # Secrets go into the container's environment at run time, never into the image.
             **{name: os.environ[name] for name in spec.settings.secrets},
         }

@@ -49,6 +49,8 @@ class LocalBackend(SupervisedBackend):
     """Runs endpoints on this machine, with cold starts and scale to zero like the clouds."""
 
     name = "local"
+    # Like `gpuserve serve`, a local deployment listens on 127.0.0.1 only; deploy(auth=True) adds a token.
+    auth_by_default = False
 
     def _prepare(self, spec: DeploySpec, record: DeploymentRecord, progress: ProgressCallback) -> None:
         if spec.settings.gpu is not None:

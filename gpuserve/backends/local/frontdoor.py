@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from ...auth import OPEN_PATHS, UNAUTHORIZED_MESSAGE, bearer_matches
 from ...settings import Settings
 from ...state import read_json
 from .process import ProcessLauncher
@@ -57,9 +58,10 @@ async def _read_body(receive: Receive) -> bytes:
 class FrontDoor:
     """ASGI app that forwards every request to the worker, starting the worker when there is none."""
 
-    def __init__(self, scaler: Scaler, start_at_launch: bool) -> None:
+    def __init__(self, scaler: Scaler, start_at_launch: bool, token: str | None = None) -> None:
         self.scaler = scaler
         self.start_at_launch = start_at_launch
+        self.token = token
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(None), limits=httpx.Limits(max_keepalive_connections=64))
         self._idle_task: asyncio.Task[None] | None = None
 
@@ -86,7 +88,17 @@ class FrontDoor:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _authorized(self, scope: Scope) -> bool:
+        """Check the token here, so that a request without it never wakes the worker."""
+        if self.token is None or scope["path"] in OPEN_PATHS:
+            return True
+        header = next((value for key, value in scope["headers"] if key.lower() == b"authorization"), b"")
+        return bearer_matches(header.decode("latin-1"), self.token)
+
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._authorized(scope):
+            await _send_json(send, 401, {"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}})
+            return
         body = await _read_body(receive)
         try:
             worker_url = await self.scaler.acquire()
@@ -98,11 +110,11 @@ class FrontDoor:
             )
             return
         try:
-            await self._proxy(worker_url, scope, body, send)
+            await self._proxy(worker_url, scope, body, receive, send)
         finally:
             self.scaler.release()
 
-    async def _proxy(self, worker_url: str, scope: Scope, body: bytes, send: Send) -> None:
+    async def _proxy(self, worker_url: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"")
         url = worker_url + scope["path"] + (f"?{query.decode()}" if query else "")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _NOT_FORWARDED]
@@ -118,11 +130,41 @@ class FrontDoor:
         try:
             response_headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            relay = _relay(response, send)
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await _until_disconnect(relay, receive)
+            else:
+                await relay
         finally:
             await response.aclose()
+
+
+async def _relay(response: httpx.Response, send: Send) -> None:
+    async for chunk in response.aiter_raw():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(relay: Awaitable[None], receive: Receive) -> None:
+    """Run ``relay`` until it ends or the client disconnects, whichever comes first.
+
+    On a disconnect the relay stops and the caller closes the worker's response, so the worker
+    sees its client leave and closes the generator that makes the stream.
+    """
+    relaying = asyncio.ensure_future(relay)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (relaying, watching):
+            task.cancel()
+    if relaying.done() and not relaying.cancelled():
+        relaying.result()  # re-raise a failed relay
 
 
 def _make_launcher(backend: str, config: dict[str, Any]) -> Launcher:
@@ -142,7 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request is noise
     record = read_json(directory / "deployment.json")
     settings = Settings.from_json(record["settings_json"])
-    config = {**record["extra"], "reference": record["reference"], "settings_json": record["settings_json"]}
+    config = {
+        **record["extra"],
+        "reference": record["reference"],
+        "settings_json": record["settings_json"],
+        "token": record.get("token"),
+    }
 
     import uvicorn
 
@@ -158,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     launcher = _make_launcher(record["backend"], config)
     scaler = Scaler(launcher, settings, directory / "state.json")
     scaler.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = FrontDoor(scaler, start_at_launch=True)
+    app = FrontDoor(scaler, start_at_launch=True, token=record.get("token"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", access_log=False, log_level="info", lifespan="on"))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

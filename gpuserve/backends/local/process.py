@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import IO, Any
 
-from ...envvars import PARENT_PID_ENV, SETTINGS_ENV, VOLUME_PATHS_ENV
+from ...envvars import AUTH_TOKEN_ENV, PARENT_PID_ENV, SETTINGS_ENV, VOLUME_PATHS_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class ProcessLauncher:
         env[SETTINGS_ENV] = self._config["settings_json"]
         env[PARENT_PID_ENV] = str(os.getpid())
         env[VOLUME_PATHS_ENV] = json.dumps(self._config["volume_paths"])
+        env.pop(AUTH_TOKEN_ENV, None)
+        if self._config.get("token"):
+            env[AUTH_TOKEN_ENV] = self._config["token"]  # the worker checks it too, in case its port is found
         env["PYTHONUNBUFFERED"] = "1"
         pythonpath = [*self._config["pythonpath"], env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in pythonpath if p)

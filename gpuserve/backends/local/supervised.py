@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -114,6 +115,7 @@ class SupervisedBackend(Backend):
             url="",  # known once the front door has bound its port
             settings_json=spec.settings.to_json(),
             created_at=time.time(),
+            token=secrets.token_urlsafe(32) if self.wants_auth(spec) else None,
             extra={"project_dir": str(spec.project_dir), "port": spec.port or 0},
         )
         save_record(record)

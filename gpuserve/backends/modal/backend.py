@@ -113,7 +113,7 @@ class ModalBackend(Backend):
                 )
         self._require_credentials()
         self._remove_other_backend(spec.name, progress)
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_urlsafe(32) if self.wants_auth(spec) else None
         app = build_app(plan, token)
         progress(f"Deploying Modal app {plan.app_name!r} (image build and upload may take minutes)")
         began = time.monotonic()

@@ -37,9 +37,15 @@ def test_tiny_in_container(deployments: list[Deployment], base_image: str, docke
     assert status["image"] == "gpuserve/dk-echo:latest"
     assert status["container_state"] == "running"
     assert status["cold_starts"] == 1
-    invalid = httpx.post(f"{deployment.url}/predict", json={"text": "x", "times": 0})
+    # Docker deployments require their generated bearer token by default; health stays open.
+    assert deployment.token
+    headers = {"Authorization": f"Bearer {deployment.token}"}
+    invalid = httpx.post(f"{deployment.url}/predict", json={"text": "x", "times": 0}, headers=headers)
     assert invalid.status_code == 422
     assert invalid.json()["error"]["details"][0]["loc"] == ["times"]
+    assert httpx.post(f"{deployment.url}/predict", json={"text": "x"}).status_code == 401
+    assert httpx.get(f"{deployment.url}/health").status_code == 200
+    assert deployment.token not in deployment.logs()
 
 
 def test_sagemaker_contract_on_image(deployments: list[Deployment], base_image: str, docker_client: Any) -> None:
