@@ -5,7 +5,10 @@ response ``{"output": [16 floats]}``. The servers, each a subprocess on 127.0.0.
 
 * fastapi: ``serving_fastapi.py`` under uvicorn, a ``def`` route in FastAPI's thread pool.
 * litserve: ``serving_litserve.py``, one inference worker process with ``fast_queue=True``.
-* gpuserve: ``python -m gpuserve.runtime benchmarks/serving_gpuserve.py:MLP``.
+* gpuserve: ``python -m gpuserve.runtime benchmarks/serving_gpuserve.py:MLP``, which runs one
+  ``predict`` at a time, the runtime's default.
+* gpuserve-threads: ``serving_gpuserve.py:ThreadedMLP``, marked ``thread_safe`` with one predict
+  thread per CPU.
 * litserve-batched: ``serving_litserve.py --batch``, batches of up to 32 with a 5 ms timeout.
 * gpuserve-batched: ``serving_gpuserve.py:BatchedMLP``, the same batch size and wait.
 
@@ -55,7 +58,8 @@ BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 LOAD_SCRIPT = BENCHMARKS_DIR / "serving_load.lua"
 GPUSERVE_ENDPOINTS = BENCHMARKS_DIR / "serving_gpuserve.py"
 
-SERVER_NAMES = ["fastapi", "litserve", "gpuserve", "litserve-batched", "gpuserve-batched"]
+SERVER_NAMES = ["fastapi", "litserve", "gpuserve", "gpuserve-threads", "litserve-batched", "gpuserve-batched"]
+GPUSERVE_CLASSES = {"gpuserve": "MLP", "gpuserve-threads": "ThreadedMLP", "gpuserve-batched": "BatchedMLP"}
 READY_TIMEOUT = 120.0  # seconds until a server must return 200 from GET /health
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL to the server's process group
 REQUEST_TIMEOUT = "10s"  # wrk counts a request without a response after this as failed
@@ -128,8 +132,7 @@ def server_command(name: str, port: int) -> list[str]:
     if name in ("litserve", "litserve-batched"):
         batch = ["--batch"] if name == "litserve-batched" else []
         return [sys.executable, str(BENCHMARKS_DIR / "serving_litserve.py"), *address, *batch]
-    endpoint = "BatchedMLP" if name == "gpuserve-batched" else "MLP"
-    return [sys.executable, "-m", "gpuserve.runtime", f"{GPUSERVE_ENDPOINTS}:{endpoint}", *address]
+    return [sys.executable, "-m", "gpuserve.runtime", f"{GPUSERVE_ENDPOINTS}:{GPUSERVE_CLASSES[name]}", *address]
 
 
 def start_server(name: str) -> Server:
@@ -231,11 +234,13 @@ def session_cpu_seconds(session_id: int) -> float:
 
 
 def busy_cpu_seconds() -> float:
-    """Return the CPU time of the whole machine outside idle and I/O wait, from /proc/stat."""
+    """Return the user, system and steal CPU time of the whole machine, from /proc/stat.
+
+    Interrupt time is left out because the benchmark's own loopback traffic causes most of it.
+    """
     with open("/proc/stat") as handle:
-        ticks = [int(value) for value in handle.readline().split()[1:]]
-    idle = ticks[3] + ticks[4]
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(int, handle.readline().split()[1:9])
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_quiet_machine(timeout: float = QUIET_TIMEOUT) -> None:
@@ -334,6 +339,8 @@ def format_row(concurrency: int, name: str, result: LoadResult) -> str:
 RATIOS = [
     ("gpuserve", "litserve"),
     ("gpuserve", "fastapi"),
+    ("gpuserve-threads", "litserve"),
+    ("gpuserve-threads", "fastapi"),
     ("gpuserve-batched", "litserve-batched"),
     ("gpuserve-batched", "gpuserve"),
     ("litserve-batched", "litserve"),
