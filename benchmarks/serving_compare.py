@@ -19,10 +19,11 @@ The order of the servers reverses from one round to the next. wrk is a C load ge
 one thread and one keep-alive connection per request in flight, so the client uses little of
 the 2 CPUs that the servers need on a small machine.
 
-It prints, per level and server, requests per second, p50 and p99 latency (nearest rank over
-all rounds), the CPU time of the server's processes per request and the CPU share of wrk and of
-other processes (all from /proc, so Linux only). Then it prints the throughput ratios
-gpuserve/litserve and gpuserve/fastapi, and each batched server's ratio to its unbatched run.
+It prints requests per second and p50 and p99 latency (nearest rank over all rounds) per level
+and server. It also prints the CPU time of the server's processes per request and the CPU share
+of wrk and of other processes, all read from /proc, so the script runs on Linux only. Then it
+prints the throughput ratios of gpuserve and gpuserve-threads to litserve and to fastapi, of
+gpuserve-batched to litserve-batched, and of each batched server to its unbatched run.
 It exits with status 1 if any timed request failed or returned a status other than 200.
 
 Run: ``python benchmarks/serving_compare.py [--duration 5] [--rounds 2] [--concurrency 1 16 64]``.
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-from runtime_overhead import free_port, percentile, process_cpu_seconds
+from runtime_overhead import free_port, process_cpu_seconds
 from serving_mlp import INPUT_SIZE, OUTPUT_SIZE, build_mlp, example_input, hidden_size, run_mlp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ GPUSERVE_CLASSES = {"gpuserve": "MLP", "gpuserve-threads": "ThreadedMLP", "gpuse
 READY_TIMEOUT = 120.0  # seconds until a server must return 200 from GET /health
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL to the server's process group
 REQUEST_TIMEOUT = "10s"  # wrk counts a request without a response after this as failed
-# torch.set_num_threads(1) in build_mlp limits only the thread that calls it: with torch 2.13 a
+# torch.set_num_threads(1) in build_mlp limits only the thread that calls it. With torch 2.13 a
 # forward pass of one row on another thread still runs MKL's matrix-vector product on an OpenMP
 # team of one thread per CPU. FastAPI and gpuserve run the model on such a thread, so every
 # server gets the thread limit from the environment as well.
@@ -209,7 +210,7 @@ def check_output(server: Server, body: bytes, expected: list[float]) -> None:
             f"The {server.name} server returned {response.status_code} {response.text[:300]!r}, "
             f"expected 200 and {{'output': [{len(expected)} floats]}}."
         )
-    difference = max(abs(got - want) for got, want in zip(output, expected))
+    difference = max(abs(got - want) for got, want in zip(output, expected, strict=True))
     if difference > OUTPUT_TOLERANCE:
         raise RuntimeError(
             f"The {server.name} server's output differs from the model's by up to {difference:.3g}, "
@@ -348,13 +349,13 @@ RATIOS = [
 
 
 def format_ratios(results: dict[str, LoadResult]) -> str:
-    """Return the throughput ratios of the server pairs that were both measured."""
+    """Return the throughput ratios of the server pairs that were both measured, or ""."""
     parts = [
         f"{top}/{bottom} {results[top].requests_per_second / results[bottom].requests_per_second:.2f}"
         for top, bottom in RATIOS
         if top in results and bottom in results and results[bottom].requests_per_second > 0
     ]
-    return f"{'':>11}  throughput " + ", ".join(parts)
+    return f"{'':>11}  throughput " + ", ".join(parts) if parts else ""
 
 
 def time_forward(rows: int, repeats: int = 200) -> float:
@@ -438,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         level_results = {name: totals[name][level] for name in args.servers}
         for name, result in level_results.items():
             print(format_row(level, name, result))
-        print(format_ratios(level_results))
+        if ratios := format_ratios(level_results):
+            print(ratios)
 
     errors = sum(result.errors for levels in totals.values() for result in levels.values())
     if errors:

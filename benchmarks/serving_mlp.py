@@ -27,10 +27,12 @@ def hidden_size() -> int:
 
 
 def build_mlp(hidden: int | None = None) -> torch.nn.Module:
-    """Build the seeded MLP in eval mode and limit torch to one intra-op thread in this process.
+    """Build the seeded MLP in eval mode and limit the calling thread to one torch thread.
 
-    One thread per server keeps the comparison fair on a small machine: no server can spread a
-    forward pass over the cores that the other server processes and the load generator need.
+    One thread per server keeps the comparison fair on a small machine, because no server can
+    spread a forward pass over the cores that its other processes and the load generator need.
+    Threads other than the caller keep torch's default, so ``serving_compare.py`` also starts
+    every server with ``OMP_NUM_THREADS=1`` and ``MKL_NUM_THREADS=1``.
     """
     torch.set_num_threads(1)
     hidden = hidden_size() if hidden is None else hidden
