@@ -34,6 +34,7 @@ and wrk with the system package manager (``apt-get install wrk``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -410,6 +411,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--concurrency values must be at least 1")
     if shutil.which("wrk") is None:
         parser.error("wrk not found on PATH; install it, for example with `apt-get install wrk`")
+    for package in sorted({name.partition("-")[0] for name in args.servers} & {"litserve", "fastapi"}):
+        if importlib.util.find_spec(package) is None:
+            parser.error(
+                f"{package} is not installed; install the comparison packages with "
+                f"`pip install -r benchmarks/requirements-compare.txt`, or leave out its servers with --servers"
+            )
     return args
 
 
