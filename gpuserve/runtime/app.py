@@ -128,7 +128,7 @@ def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | Non
     async def predict(request: Request) -> Response:
         began = time.perf_counter()
         response = await _predict(request)
-        metrics.record(request.url.path, response.status_code, time.perf_counter() - began)
+        metrics.record(request.scope["path"], response.status_code, time.perf_counter() - began)
         return response
 
     async def _predict(request: Request) -> Response:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batching import BatchConfig
-from .gate import ClientGoneError, IsGone, QueueFullError
+from .gate import CHECK_AFTER_WAIT, ClientGoneError, IsGone, QueueFullError
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ class Batcher:
             batch: list[_Item] = []
             while self._pending and len(batch) < size:
                 item = self._pending.popleft()
-                if item.is_gone is not None and await item.is_gone():
+                waited = time.monotonic() - item.arrived
+                if item.is_gone is not None and waited >= CHECK_AFTER_WAIT and await item.is_gone():
                     item.future.set_exception(ClientGoneError())
                 if not item.future.done():
                     batch.append(item)

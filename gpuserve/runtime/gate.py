@@ -7,8 +7,12 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-#: Says, without waiting, whether a request's client has disconnected (Starlette's ``is_disconnected``).
+#: Reports, without waiting, whether a request's client has disconnected (Starlette's ``is_disconnected``).
 IsGone = Callable[[], Awaitable[bool]]
+
+#: Seconds a request must have waited before its turn checks that the client is still there. The check
+#: costs a turn of the event loop, which under load would idle the predict thread between calls.
+CHECK_AFTER_WAIT = 0.1
 
 
 class QueueFullError(Exception):
@@ -35,17 +39,19 @@ class Gate:
     async def acquire(self, is_gone: IsGone | None = None) -> None:
         """Take a slot, waiting in line when all are taken.
 
-        Raises ``QueueFullError`` when the line is full. A request that waited is checked with
-        ``is_gone`` when its turn comes: if its client left, the slot passes on and
-        ``ClientGoneError`` is raised. Checking at the turn, not while waiting, costs nothing per
-        waiting request.
+        Raises ``QueueFullError`` when the line is full. A request that waited ``CHECK_AFTER_WAIT``
+        seconds or more is checked with ``is_gone`` when its turn comes: if its client left, the
+        slot passes on and ``ClientGoneError`` is raised. Checking at the turn, not while waiting,
+        costs nothing per waiting request.
         """
         if self.active < self.limit and not self._waiting:
             self.active += 1
             return
         if len(self._waiting) >= self.max_queue:
             raise QueueFullError
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        queued_at = loop.time()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiting.append(waiter)
         try:
             await waiter
@@ -57,7 +63,7 @@ class Gate:
                 with contextlib.suppress(ValueError):
                     self._waiting.remove(waiter)
             raise
-        if is_gone is not None and await is_gone():
+        if is_gone is not None and loop.time() - queued_at >= CHECK_AFTER_WAIT and await is_gone():
             self.release()
             raise ClientGoneError
 

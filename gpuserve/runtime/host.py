@@ -112,9 +112,15 @@ class EndpointHost:
         """Import the class and run ``setup`` in this thread, recording the outcome in ``report``."""
         try:
             self._load_class()
+            self._configure()
             self.report.step = "setup"
             began = time.perf_counter()
-            instance = self._create_instance()
+            if self._executor is None:
+                instance = self._create_instance()
+            else:
+                # setup runs on a predict thread: per-thread state such as torch.set_num_threads, the
+                # current CUDA device or thread-local sessions then applies to predict too.
+                instance = self._executor.submit(self._create_instance).result()
             self.report.setup_seconds = time.perf_counter() - began
         except BaseException as exc:  # setup may raise anything, SystemExit included
             self.report.error = f"{type(exc).__name__}: {exc}"
@@ -128,7 +134,6 @@ class EndpointHost:
 
         self._instance = instance
         self._predict = instance.predict
-        self._configure(instance)
         self.report.phase = READY
         self.report.step = "ready"
         self.report.ready_at = time.time()
@@ -191,9 +196,10 @@ class EndpointHost:
         running = self._gate.active + (self._batcher.running if self._batcher else 0)
         return running + self.queued
 
-    def _configure(self, instance: Endpoint) -> None:
-        """Choose how requests reach ``instance.predict``: its kind, concurrency and batching."""
-        predict = instance.predict
+    def _configure(self) -> None:
+        """Choose how requests reach ``predict``: its kind, threads, concurrency and batching."""
+        assert self.endpoint_class is not None
+        predict = self.endpoint_class.predict
         if inspect.isasyncgenfunction(predict):
             self._kind = ASYNC_STREAM
         elif inspect.isgeneratorfunction(predict):
@@ -216,7 +222,7 @@ class EndpointHost:
                 scaling.max_concurrency,
             )
         self._gate = Gate(limit, scaling.max_queue)
-        config = batch_config(type(instance).predict)
+        config = batch_config(predict)
         if config is not None:
             self._batcher = Batcher(
                 config, self._call_batch, workers=limit, max_queue=scaling.max_queue, metrics=self.metrics

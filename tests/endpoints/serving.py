@@ -100,3 +100,13 @@ class Draining(gpuserve.Endpoint):
     def predict(self, seconds: float = 0.0) -> float:
         time.sleep(seconds)
         return seconds
+
+
+class SameThread(gpuserve.Endpoint):
+    """Reports whether predict runs on the thread that ran setup."""
+
+    def setup(self) -> None:
+        self.setup_thread = threading.get_ident()
+
+    def predict(self) -> bool:
+        return threading.get_ident() == self.setup_thread

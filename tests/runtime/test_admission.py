@@ -14,7 +14,7 @@ import pytest
 from gpuserve.testing import EndpointTestClient
 
 from ..conftest import RuntimeServer, ServeFactory
-from ..endpoints.serving import Square
+from ..endpoints.serving import SameThread, Square
 
 
 def _ready(server: RuntimeServer) -> str:
@@ -181,3 +181,10 @@ def test_deep_nesting_and_huge_numbers_within_the_limit_get_422() -> None:
 @pytest.fixture
 def serve_square(serve: ServeFactory) -> str:
     return _ready(serve("tests/endpoints/serving.py:Square"))
+
+
+def test_sync_predict_runs_on_the_thread_that_ran_setup() -> None:
+    # Per-thread state, such as torch.set_num_threads or the current CUDA device, then carries over.
+    with EndpointTestClient(SameThread) as client:
+        assert client.predict() is True
+        assert client.predict() is True
