@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 #: Reports, without waiting, whether a request's client has disconnected (Starlette's ``is_disconnected``).
-IsGone = Callable[[], Awaitable[bool]]
+IsGone = Callable[[], Coroutine[Any, Any, bool]]
 
 #: Seconds a request must have waited before its turn checks that the client is still there. The check
 #: costs a turn of the event loop, which under load would idle the predict thread between calls.

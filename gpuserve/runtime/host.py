@@ -25,6 +25,7 @@ from .batcher import Batcher, PredictTimeoutError
 from .gate import Gate, IsGone
 from .metrics import Metrics
 from .streaming import ItemStream
+from .threadqueue import ThreadQueue
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class EndpointHost:
         self._executor: ThreadPoolExecutor | None = None
         self._gate = Gate(1, self.settings.scaling.max_queue)
         self._batcher: Batcher | None = None
+        self._thread_queue: ThreadQueue | None = None
         self.metrics = Metrics()
         self.metrics.load = lambda: (self.queued, self.in_flight)
         self._ready_event = threading.Event()
@@ -188,11 +190,18 @@ class EndpointHost:
     @property
     def queued(self) -> int:
         """Requests waiting for a slot or a batch."""
-        return self._gate.queued + (self._batcher.queued if self._batcher else 0)
+        waiting = self._gate.queued
+        if self._batcher is not None:
+            waiting += self._batcher.queued
+        if self._thread_queue is not None:
+            waiting += self._thread_queue.queued
+        return waiting
 
     @property
     def in_flight(self) -> int:
         """Requests admitted and not yet responded to, queued ones included."""
+        if self._thread_queue is not None:
+            return self._thread_queue.admitted
         running = self._gate.active + (self._batcher.running if self._batcher else 0)
         return running + self.queued
 
@@ -227,6 +236,11 @@ class EndpointHost:
             self._batcher = Batcher(
                 config, self._call_batch, workers=limit, max_queue=scaling.max_queue, metrics=self.metrics
             )
+        elif self._kind == SYNC:
+            assert self._executor is not None
+            self._thread_queue = ThreadQueue(
+                self._executor, threads=limit, max_queue=scaling.max_queue, timeout=self.settings.timeout
+            )
 
     async def predict(self, inputs: dict[str, Any], is_gone: IsGone | None = None) -> Any:
         """Run ``predict`` with validated inputs and return its output.
@@ -235,8 +249,11 @@ class EndpointHost:
         queued), ``PredictTimeoutError`` or whatever ``predict`` raised.
         """
         self.check_ready()
+        assert self._predict is not None
         if self._batcher is not None:
             return await self._batcher.submit(inputs, is_gone)
+        if self._thread_queue is not None:
+            return await self._thread_queue.run(functools.partial(self._predict, **inputs), is_gone)
         await self._gate.acquire(is_gone)
         release = True
         try:
