@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..settings import Settings
 from .prices import MONTH_SECONDS, Choice, PriceTable, load_prices
 from .simulate import Fleet, Schedule, simulate
+from .slots import instance_slots
 from .traffic import Arrivals, Traffic, arrivals
 
 #: Grams of CO2-equivalent per kWh used when the caller gives none: a round world-average figure.
@@ -27,7 +28,7 @@ class ProviderResult:
 
     provider: str
     label: str
-    #: "ok", "not offered" or "no price in the table".
+    #: "ok", "not offered" or ``PRICE_MISSING`` ("offered, no price in table").
     status: str
     offer: str | None = None
     region: str | None = None
@@ -41,7 +42,7 @@ class ProviderResult:
     idle_cost: float = 0.0
     #: One instance running the whole month: what the same GPU costs without scaling to zero.
     always_on_cost: float = 0.0
-    cold_starts: float = 0.0
+    cold_starts: int = 0
     #: Share of requests that waited for a cold start or a free slot, 0 to 1.
     waited_share: float = 0.0
     wait_p50: float = 0.0
@@ -62,6 +63,10 @@ class PlanReport:
     min_instances: int
     max_instances: int
     max_concurrency: int
+    #: Requests one instance serves at once in the simulation, from ``max_concurrency`` and ``predict``.
+    slots: int
+    #: Why ``slots`` has its value, for example "1 at a time: sync predict, not thread_safe".
+    slots_note: str
     idle_timeout: float
     traffic: str
     simulated_requests: int
@@ -70,6 +75,12 @@ class PlanReport:
     #: "given", or where and how the work and setup times were measured.
     timing_source: str
     setup_seconds: float
+    #: Work seconds arriving per second of the period, over the seconds all instances can serve: 1.0 is full.
+    load: float
+    #: The same share in the busiest clock hour of the period.
+    peak_hour_load: float
+    #: True when ``load`` is 1 or more: the instances cannot keep up, and the queue grows without bound.
+    saturated: bool
     grid_intensity: float
     prices_read_on: str
     currency: str
@@ -128,9 +139,12 @@ def plan(
     if not isinstance(traffic, Traffic):
         traffic = Traffic(requests_per_day=traffic)
     requests = arrivals(traffic)
+    slots = instance_slots(endpoint, settings.scaling.max_concurrency)
+    capacity = settings.scaling.max_instances * slots.total
+    load, peak_hour_load = _load(requests, work_seconds, capacity)
 
     results = [
-        _simulate_provider(table, name, settings, requests, work_seconds, setup_seconds, grid_intensity)
+        _simulate_provider(table, name, settings, slots.total, requests, work_seconds, setup_seconds, grid_intensity)
         for name in chosen
     ]
     return PlanReport(
@@ -139,6 +153,8 @@ def plan(
         min_instances=settings.scaling.min_instances,
         max_instances=settings.scaling.max_instances,
         max_concurrency=settings.scaling.max_concurrency,
+        slots=slots.total,
+        slots_note=slots.describe(),
         idle_timeout=settings.scaling.idle_timeout,
         traffic=traffic.describe(),
         simulated_requests=int(requests.times.size),
@@ -146,18 +162,32 @@ def plan(
         work_seconds=work_seconds,
         timing_source=timing_source,
         setup_seconds=setup_seconds,
+        load=load,
+        peak_hour_load=peak_hour_load,
+        saturated=load >= 1,
         grid_intensity=grid_intensity,
         prices_read_on=table.read_on,
         currency=table.currency,
         results=results,
-        recommendation=recommend(results, max_p95_wait),
+        recommendation=recommend(results, max_p95_wait, load=load, capacity=capacity, slots=slots.total),
     )
+
+
+def _load(requests: Arrivals, work: float, capacity: int) -> tuple[float, float]:
+    """Return the work arriving per second over the period and in its busiest hour, per slot of ``capacity``."""
+    if requests.times.size == 0:
+        return 0.0, 0.0
+    load = requests.times.size * work / requests.period_seconds / capacity
+    per_hour = np.bincount((requests.times // 3600).astype(np.int64))
+    peak_hour_load = float(per_hour.max()) * work / 3600 / capacity
+    return load, peak_hour_load
 
 
 def _simulate_provider(
     table: PriceTable,
     name: str,
     settings: Settings,
+    slots: int,
     requests: Arrivals,
     work: float,
     setup: float,
@@ -172,7 +202,7 @@ def _simulate_provider(
     fleet = Fleet(
         min_instances=scaling.min_instances,
         max_instances=scaling.max_instances,
-        max_concurrency=scaling.max_concurrency,
+        max_concurrency=slots,
         idle_window=provider.idle_window(scaling.idle_timeout),
         cold_start=choice.cold_start_seconds + setup,
         work=work,
@@ -217,7 +247,7 @@ def _summarize(
         active_cost=active_cost,
         idle_cost=cost - active_cost,
         always_on_cost=choice.price_per_second * MONTH_SECONDS,
-        cold_starts=schedule.cold_starts * per_month,
+        cold_starts=round(schedule.cold_starts * per_month),
         waited_share=waited_share,
         wait_p50=p50,
         wait_p95=p95,
@@ -252,11 +282,31 @@ def _wait_statistics(waits: np.ndarray) -> tuple[float, float, float]:
     return positive.size / count, percentiles[0], percentiles[1]
 
 
-def recommend(results: Sequence[ProviderResult], max_p95_wait: float | None = None) -> str:
-    """Return one sentence naming the cheapest provider, or an always-on instance when that costs less."""
+def recommend(
+    results: Sequence[ProviderResult],
+    max_p95_wait: float | None = None,
+    *,
+    load: float = 0.0,
+    capacity: int = 1,
+    slots: int = 1,
+) -> str:
+    """Return one sentence naming the cheapest provider, or an always-on instance when that costs less.
+
+    ``load`` is the work arriving per second over what ``capacity`` slots serve. At 1 or more no
+    provider can keep up, and the sentence says how many instances of ``slots`` slots would.
+    """
     priced = [result for result in results if result.status == "ok"]
     if not priced:
-        return "No provider in the price table offers this GPU; add an offer with --price-file."
+        return "No provider in the price table offers this GPU with a price; add an offer with --price-file."
+    if load >= 1:
+        needed = math.floor(load * capacity / slots) + 1
+        slot_words = "1 slot" if capacity == 1 else f"{capacity} slots"
+        return (
+            f"No provider can serve this traffic, because it brings {load:.0%} of the work that {slot_words} "
+            f"can serve and the queue grows without bound. Let predict serve more requests at once "
+            f"(thread_safe = True or an async predict, with max_concurrency) or raise max_instances "
+            f"to at least {needed}."
+        )
     eligible = [r for r in priced if max_p95_wait is None or r.wait_p95 <= max_p95_wait]
     if not eligible:
         return (
@@ -267,13 +317,13 @@ def recommend(results: Sequence[ProviderResult], max_p95_wait: float | None = No
     cheapest_always_on = min(priced, key=lambda result: result.always_on_cost)
     if cheapest_always_on.always_on_cost < best.monthly_cost:
         return (
-            f"Recommendation: keep one instance always on (min_instances=1) on {cheapest_always_on.label}, "
+            f"Keep one instance always on (min_instances=1) on {cheapest_always_on.label}, "
             f"about ${cheapest_always_on.always_on_cost:,.0f}/month, less than scaling to zero at this traffic "
             f"(best: {best.label}, ${best.monthly_cost:,.0f}/month)."
         )
     return (
-        f"Recommendation: {best.label} ({best.offer}), about ${best.monthly_cost:,.0f}/month with "
-        f"{best.cold_starts:,.0f} cold starts; {best.waited_share:.1%} of requests wait, p95 added wait "
+        f"{best.label} ({best.offer}), about ${best.monthly_cost:,.0f}/month with "
+        f"{best.cold_starts:,} cold starts. {best.waited_share:.1%} of requests wait, and the p95 added wait is "
         f"{best.wait_p95:.1f} s. One instance always on there would cost ${best.always_on_cost:,.0f}/month."
     )
 

@@ -28,20 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     traffic = parser.add_argument_group("traffic")
     traffic.add_argument(
-        "--requests-per-day", type=float, default=1000.0, metavar="N", help="average requests per day (default: 1000)"
+        "--requests-per-day", type=float, metavar="N", help="average requests per day (default: 1000)"
     )
     traffic.add_argument(
         "--shape",
-        default="flat",
         choices=["flat", "business", "evening"],
         help="daily shape: flat, business (80%% from 09:00 to 18:00) or evening (60%% from 18:00 to 23:00)",
     )
     traffic.add_argument(
         "--timestamps",
         metavar="FILE",
-        help="replay request times from FILE, one ISO-8601 time or epoch second per line",
+        help="replay request times from FILE, one ISO-8601 time or epoch second per line "
+        "(instead of --requests-per-day, --shape and --days)",
     )
-    traffic.add_argument("--days", type=int, default=30, metavar="N", help="days of generated traffic (default: 30)")
+    traffic.add_argument("--days", type=int, metavar="N", help="days of generated traffic (default: 30)")
     traffic.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the generated arrivals (default: 0)")
 
     timing = parser.add_argument_group("timing")
@@ -49,14 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     timing.add_argument(
         "--setup-seconds",
         type=float,
-        default=0.0,
         metavar="SECONDS",
         help="seconds setup takes on a cold start (default: 0)",
     )
     timing.add_argument(
         "--measure",
         action="store_true",
-        help="run setup and predict here with the KEY=VALUE inputs and use those times (this machine's hardware)",
+        help="run setup and predict here with the KEY=VALUE inputs and use those times "
+        "(this machine's hardware; instead of --work-seconds and --setup-seconds)",
     )
 
     parser.add_argument(
@@ -88,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
-        "--chart", metavar="PNG", help="also draw monthly cost against requests per day (needs matplotlib)"
+        "--chart",
+        metavar="FILE",
+        help="also draw monthly cost against requests per day to FILE.png, .svg or .pdf (needs matplotlib)",
     )
 
 
@@ -111,9 +113,14 @@ def run(args: argparse.Namespace) -> int:
     from .api import plan
     from .traffic import Traffic
 
+    _check_conflicts(args)
+    if args.chart:
+        from .chart import check_chart_path
+
+        check_chart_path(args.chart)
     endpoint = load_endpoint(args.endpoint)
     overrides = parse_inputs(None, args.set) if args.set else {}
-    work, setup, source = args.work_seconds, args.setup_seconds, "given"
+    work, setup, source = args.work_seconds, args.setup_seconds or 0.0, "given"
     if args.measure:
         from .measure import measure_endpoint
 
@@ -124,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
     elif work is None:
         raise ConfigError("Give --work-seconds (GPU seconds per request) or --measure with sample inputs.")
     traffic = Traffic(
-        requests_per_day=args.requests_per_day,
-        shape=args.shape,
+        requests_per_day=1000.0 if args.requests_per_day is None else args.requests_per_day,
+        shape=args.shape or "flat",
         timestamps_file=args.timestamps,
-        days=args.days,
+        days=30 if args.days is None else args.days,
         seed=args.seed,
     )
     options = {
@@ -150,3 +157,30 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Chart written to {path}")
     return 0
+
+
+def _check_conflicts(args: argparse.Namespace) -> None:
+    """Reject options that the chosen traffic or timing source would ignore."""
+    if args.timestamps is not None:
+        # --shape stays valid with --chart, because the chart generates traffic of that shape.
+        options = {"--requests-per-day": "requests_per_day", "--days": "days"}
+        if not args.chart:
+            options["--shape"] = "shape"
+        ignored = _given(args, options)
+        if ignored:
+            raise ConfigError(
+                f"--timestamps cannot be combined with {ignored}, because the file's times are the traffic. "
+                f"Remove {ignored} to replay the file, or remove --timestamps to generate traffic."
+            )
+    if args.measure:
+        ignored = _given(args, {"--work-seconds": "work_seconds", "--setup-seconds": "setup_seconds"})
+        if ignored:
+            raise ConfigError(
+                f"--measure cannot be combined with {ignored}, because it measures those times on this machine. "
+                f"Remove {ignored} to measure, or remove --measure to use the given times."
+            )
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> str:
+    """Return the options among ``options`` that the command line sets, joined with "and"."""
+    return " and ".join(option for option, name in options.items() if getattr(args, name) is not None)

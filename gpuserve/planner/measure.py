@@ -46,13 +46,13 @@ def measure_endpoint(endpoint: type[Endpoint], inputs: dict[str, Any], repeats: 
             began = time.perf_counter()
             client.predict(**inputs)
             durations.append(time.perf_counter() - began)
-    return Timing(setup_seconds, statistics.median(durations), repeats, f"measured on this machine ({_hardware()})")
+    return Timing(setup_seconds, statistics.median(durations), repeats, f"measured on {_hardware()}")
 
 
 def _hardware() -> str:
-    """Return the name of this machine's GPU when the endpoint imported torch and torch finds one."""
+    """Return "this machine's GPU, NAME" when the endpoint imported torch and torch finds one, else its CPU."""
     # Importing torch only to name the hardware would add seconds for endpoints that never use it.
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
-        return str(torch.cuda.get_device_name(0))
-    return f"CPU: {platform.processor() or platform.machine()}"
+        return f"this machine's GPU, {torch.cuda.get_device_name(0)}"
+    return f"this machine's CPU, {platform.processor() or platform.machine()}"

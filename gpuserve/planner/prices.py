@@ -21,6 +21,9 @@ from ..gpus import GPU
 #: Seconds in the month that every monthly figure refers to: 30 days.
 MONTH_SECONDS = 30 * 86400.0
 
+#: ``Choice.reason`` for a GPU the provider sells but the table has no price for.
+PRICE_MISSING = "offered, no price in table"
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -99,7 +102,7 @@ class Choice:
     gpus: int
     #: USD per second for one instance.
     price_per_second: float
-    #: Empty when ``offer`` is set; otherwise "not offered" or "no price in the table".
+    #: Empty when ``offer`` is set; otherwise "not offered" or "offered, no price in table".
     reason: str = ""
 
     @property
@@ -134,7 +137,7 @@ class PriceTable:
             elif offer.gpus_per_instance is not None and offer.gpus_per_instance >= gpu.count:
                 candidates.append((offer.price_per_second, offer.gpus_per_instance, offer))
         if not candidates:
-            return Choice(chosen, None, gpu.count, 0.0, "no price in the table")
+            return Choice(chosen, None, gpu.count, 0.0, PRICE_MISSING)
         price, gpus, offer = min(candidates, key=lambda candidate: candidate[0])
         return Choice(chosen, offer, gpus, price)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .api import PlanReport, ProviderResult
-from .prices import PriceTable
+from .prices import PRICE_MISSING, PriceTable
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -38,7 +38,7 @@ def _row(result: ProviderResult) -> list[str]:
         f"{result.billed_gpu_hours:,.1f}",
         f"${result.monthly_cost:,.2f}",
         f"${result.idle_cost:,.2f}",
-        f"{result.cold_starts:,.0f}",
+        f"{result.cold_starts:,}",
         f"{result.waited_share:.1%}",
         f"{result.wait_p50:,.1f} s",
         f"{result.wait_p95:,.1f} s",
@@ -50,7 +50,7 @@ def format_plan(report: PlanReport) -> str:
     """Return the plan as a table per provider, an always-on reference line and the recommendation."""
     scaling = (
         f"min_instances={report.min_instances}, max_instances={report.max_instances}, "
-        f"max_concurrency={report.max_concurrency}, idle_timeout={report.idle_timeout:g} s"
+        f"max_concurrency={report.max_concurrency} ({report.slots_note}), idle_timeout={report.idle_timeout:g} s"
     )
     header = [
         "provider",
@@ -69,8 +69,10 @@ def format_plan(report: PlanReport) -> str:
     ]
     lines = [
         f"Plan for {report.endpoint} on {report.gpu} ({scaling})",
-        f"Traffic: {report.traffic}; {report.simulated_requests:,} requests in {report.simulated_days:g} days.",
+        f"Traffic: {report.traffic}; {_count(report.simulated_requests, 'request')} in "
+        f"{_count(report.simulated_days, 'day')}.",
         f"Work {report.work_seconds:.3g} s per request, setup {report.setup_seconds:.3g} s ({report.timing_source}).",
+        _describe_load(report),
         f"Per 30-day month; prices read on {report.prices_read_on} ({report.currency}); "
         f"grid intensity {report.grid_intensity:g} g CO2e/kWh.",
         "",
@@ -83,8 +85,37 @@ def format_plan(report: PlanReport) -> str:
         lines.append(
             f"Always on, one instance: ${cheapest.always_on_cost:,.2f}/month on {cheapest.label} ({cheapest.offer})."
         )
-    lines.append(report.recommendation)
+    for result in report.results:
+        if result.status == PRICE_MISSING:
+            lines.append(
+                f"{result.label} offers {report.gpu}, but the price table has no price for it; "
+                "add one with --price-file to include it."
+            )
+    lines.append(f"Recommendation: {report.recommendation}")
     return "\n".join(lines)
+
+
+def _count(number: float, noun: str) -> str:
+    """Return ``number`` with ``noun`` in the singular or plural, for example "1 day" or "1,500 requests"."""
+    text = f"{int(number):,}" if float(number).is_integer() else f"{number:,.3g}"
+    return f"{text} {noun}" if number == 1 else f"{text} {noun}s"
+
+
+def _describe_load(report: PlanReport) -> str:
+    """Return how much of the instances' serving time the traffic needs, and a warning when it is too much."""
+    slots = report.max_instances * report.slots
+    line = (
+        f"Load: {report.load:.0%} of what {_count(slots, 'slot')} can serve on average, "
+        f"{report.peak_hour_load:.0%} in the busiest hour."
+    )
+    if report.saturated:
+        return (
+            f"{line} SATURATED: the instances cannot keep up, so the queue grows without bound and "
+            "the waits below grow with the length of the simulated period."
+        )
+    if report.peak_hour_load >= 1:
+        return f"{line} Requests queue in the busiest hours, and the waits below include that queue."
+    return line
 
 
 def format_prices(table: PriceTable) -> str:

@@ -48,6 +48,13 @@ class Traffic:
             raise ConfigError(f"Unknown traffic shape {self.shape!r}; valid choices are {', '.join(SHAPES)}.")
         if isinstance(self.days, bool) or not isinstance(self.days, int) or self.days < 1:
             raise ConfigError(f"Invalid days {self.days!r}; use a whole number of at least 1, for example 30.")
+        if self.timestamps_file is not None and (self.requests_per_day != 1000.0 or self.days != 30):
+            # shape stays allowed: the cost chart generates traffic of that shape for a replay.
+            raise ConfigError(
+                "Traffic takes timestamps_file or requests_per_day and days, not both, because the file's "
+                "times are the traffic. Remove requests_per_day and days to replay the file, or "
+                "timestamps_file to generate traffic."
+            )
 
     def describe(self) -> str:
         """Return the pattern in words, for reports."""

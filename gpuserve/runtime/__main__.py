@@ -153,8 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     server.run(sockets=sockets)
     if args.exit_on_setup_failure and host.report.error is not None:
         sys.exit(1)
-    if server.abandoned:
-        # A sync predict thread cannot be stopped, and the interpreter would wait for it at exit.
+    setup_running = host.report.ready_at is None and host.report.error is None
+    if server.abandoned or setup_running:
+        # A predict thread busy with setup or a call cannot be stopped, and the interpreter would
+        # wait for it at exit.
         logging.shutdown()
         os._exit(0)
 

@@ -114,7 +114,7 @@ def test_plan_measure(capsys: pytest.CaptureFixture[str]) -> None:
 
     data = json.loads(out)
     assert code == 0
-    assert data["timing_source"].startswith("measured on this machine (")
+    assert data["timing_source"].startswith("measured on this machine's ")
     assert 0 < data["work_seconds"] < 1
     assert data["setup_seconds"] >= 0
 

@@ -70,7 +70,7 @@ def test_choose_not_offered() -> None:
 
 
 def test_choose_without_price() -> None:
-    assert load_prices().choose("sagemaker", GPU("H100")).reason == "no price in the table"
+    assert load_prices().choose("sagemaker", GPU("H100")).reason == "offered, no price in table"
 
 
 def test_idle_windows() -> None:

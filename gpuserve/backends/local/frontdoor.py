@@ -23,7 +23,7 @@ from ...auth import OPEN_PATHS, UNAUTHORIZED_MESSAGE, bearer_matches
 from ...settings import Settings
 from ...state import read_json
 from .process import ProcessLauncher
-from .scaler import Launcher, Scaler, StartFailedError
+from .scaler import READY, SCALED_TO_ZERO, Launcher, Scaler, StartFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
 # The request body is forwarded whole, so httpx sets Host and Content-Length for the worker itself.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length"}
+# Only these paths start a worker that scaled to zero; the front door answers the others itself.
+_WAKING_PATHS = frozenset({"/predict", "/invocations", "/openapi.json"})
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    content = json.dumps(body).encode()
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any] | None, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    content = b"" if body is None else json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    headers += extra_headers or []
     if status == 503:
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -97,7 +102,15 @@ class FrontDoor:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._authorized(scope):
-            await _send_json(send, 401, {"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}})
+            await _send_json(
+                send,
+                401,
+                {"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}},
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        if scope["path"] not in _WAKING_PATHS and self.scaler.phase != READY:
+            await self._answer_without_worker(scope["path"], send)
             return
         body = await _read_body(receive)
         try:
@@ -113,6 +126,20 @@ class FrontDoor:
             await self._proxy(worker_url, scope, body, receive, send)
         finally:
             self.scaler.release()
+
+    async def _answer_without_worker(self, path: str, send: Send) -> None:
+        """Answer health checks, metrics scrapes and unknown paths here, so that they never start a worker."""
+        phase = self.scaler.phase
+        if path in ("/health", "/ping"):
+            # A deployment at zero is healthy: the next request starts a worker.
+            status = 200 if phase == SCALED_TO_ZERO else 503
+            body = {"phase": phase, "step": None, "error": self.scaler.error} if path == "/health" else None
+            await _send_json(send, status, body)
+        elif path == "/metrics":
+            message = f"No worker is running ({phase}), so there are no worker metrics; a /predict request starts one."
+            await _send_json(send, 503, {"error": {"code": phase, "message": message}})
+        else:
+            await _send_json(send, 404, {"error": {"code": "not_found", "message": f"No route {path!r}."}})
 
     async def _proxy(self, worker_url: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"")

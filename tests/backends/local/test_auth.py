@@ -63,7 +63,15 @@ def test_auth_true_requires_the_generated_token(deployments: list[Deployment]) -
     # A request without the token never wakes a worker that scaled to zero.
     wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     cold_starts = deployment.status()["cold_starts"]
-    assert httpx.post(f"{url}/predict", json={"text": "x"}).status_code == 401
+    denied = httpx.post(f"{url}/predict", json={"text": "x"})
+    assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+    # Health checks, metrics scrapes and unknown paths are answered by the front door at zero.
+    health = httpx.get(f"{url}/health")
+    assert health.status_code == 200 and health.json()["phase"] == "scaled_to_zero"
+    assert httpx.get(f"{url}/ping").status_code == 200
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{url}/metrics", headers=bearer).json()["error"]["code"] == "scaled_to_zero"
+    assert httpx.get(f"{url}/nope", headers=bearer).status_code == 404
     assert deployment.status()["state"] == "scaled_to_zero"
     assert deployment.status()["cold_starts"] == cold_starts
 

@@ -1,0 +1,56 @@
+"""How many requests one instance serves at once, as the serving runtime runs ``predict``."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from ..batching import batch_config
+from ..endpoint import Endpoint
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The requests one instance serves at once: ``calls`` concurrent ``predict`` calls of ``batch_size`` each."""
+
+    calls: int
+    #: Maximum requests in one ``predict`` call: ``max_batch_size`` for a batched predict, else 1.
+    batch_size: int
+    #: Why the runtime allows that many calls, for reports.
+    reason: str
+
+    @property
+    def total(self) -> int:
+        """Slots the simulation gives each instance."""
+        return self.calls * self.batch_size
+
+    def describe(self) -> str:
+        """Return the slots in words, for example "1 at a time: sync predict, not thread_safe"."""
+        if self.batch_size == 1:
+            return f"{self.calls} at a time: {self.reason}"
+        calls = "1 call" if self.calls == 1 else f"{self.calls} calls"
+        return f"{calls} at a time: {self.reason}; batches of up to {self.batch_size}, {self.total} slots"
+
+
+def instance_slots(endpoint: type[Endpoint], max_concurrency: int) -> Slots:
+    """Return the requests one instance of ``endpoint`` serves at once under ``max_concurrency``.
+
+    The runtime runs an ``async def`` predict (or async generator) up to ``max_concurrency`` at
+    once, a sync predict on up to ``max_concurrency`` threads when the class sets
+    ``thread_safe = True``, and otherwise one call at a time. A batched predict takes up to
+    ``max_batch_size`` requests per call. The planner models each request of a batch as one
+    slot busy for the whole work time, so a batch of N costs N times one request's work seconds
+    of slot time but runs N requests side by side.
+
+    Example: ``instance_slots(Embed, 4).total`` is 1 for a sync ``Embed`` without ``thread_safe``.
+    """
+    predict = endpoint.predict
+    if inspect.iscoroutinefunction(predict) or inspect.isasyncgenfunction(predict):
+        calls, reason = max_concurrency, "async predict"
+    elif endpoint.thread_safe:
+        calls, reason = max_concurrency, "sync predict, thread_safe"
+    else:
+        calls, reason = 1, "sync predict, not thread_safe"
+    config = batch_config(predict)
+    batch_size = 1 if config is None else config.max_batch_size
+    return Slots(calls, batch_size, reason)
