@@ -65,7 +65,7 @@ class PlanReport:
     max_concurrency: int
     #: Requests one instance serves at once in the simulation, from ``max_concurrency`` and ``predict``.
     slots: int
-    #: Why ``slots`` has its value, for example "1 at a time: sync predict, not thread_safe".
+    #: Reason for the value of ``slots``, for example "1 at a time: sync predict, not thread_safe".
     slots_note: str
     idle_timeout: float
     traffic: str
@@ -293,7 +293,7 @@ def recommend(
     """Return one sentence naming the cheapest provider, or an always-on instance when that costs less.
 
     ``load`` is the work arriving per second over what ``capacity`` slots serve. At 1 or more no
-    provider can keep up, and the sentence says how many instances of ``slots`` slots would.
+    provider can keep up, and the sentence names how many instances of ``slots`` slots would.
     """
     priced = [result for result in results if result.status == "ok"]
     if not priced:

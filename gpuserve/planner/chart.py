@@ -76,19 +76,19 @@ def write_chart(curves: dict[str, list[tuple[float, float]]], path: str | Path, 
         rates = [rate for rate, _ in points]
         costs = [max(cost, 0.01) for _, cost in points]
         reference = label.startswith("always on")
-        if reference:
-            label = f"{label}: ${costs[0]:,.0f}"
+        # Costs near each other on a log axis are hard to tell apart, so the legend gives the last one.
+        label = f"{label}: ${costs[-1]:,.0f}" if reference else f"{label}: ${costs[-1]:,.0f} at {rates[-1]:,.0f}/day"
         axes.plot(rates, costs, "--" if reference else "-", marker="" if reference else "o", markersize=3, label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("requests per day")
     axes.set_ylabel("USD per 30-day month")
     axes.set_title(title, fontsize=10)
-    # Label the 2, 3 and 5 multiples too: with major ticks alone, a decade such as $100 to $1,000
-    # has no label inside it, and costs there cannot be read off.
+    # Label the 2, 3, 5 and 7 multiples too: with powers of ten alone, a decade such as $100 to
+    # $1,000 has no label inside it, and costs there cannot be read off.
     dollars = FuncFormatter(lambda value, _: f"${value:,.0f}" if value >= 1 else f"${value:.2g}")
-    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-    axes.yaxis.set_minor_locator(LogLocator(base=10, subs=(4.0, 6.0, 7.0, 8.0, 9.0)))
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
+    axes.yaxis.set_minor_locator(LogLocator(base=10, subs=(4.0, 6.0, 8.0, 9.0)))
     axes.yaxis.set_major_formatter(dollars)
     axes.yaxis.set_minor_formatter(NullFormatter())
     axes.grid(True, which="major", alpha=0.3)

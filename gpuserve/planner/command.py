@@ -27,9 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     traffic = parser.add_argument_group("traffic")
-    traffic.add_argument(
-        "--requests-per-day", type=float, metavar="N", help="average requests per day (default: 1000)"
-    )
+    traffic.add_argument("--requests-per-day", type=float, metavar="N", help="average requests per day (default: 1000)")
     traffic.add_argument(
         "--shape",
         choices=["flat", "business", "evening"],

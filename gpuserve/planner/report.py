@@ -68,7 +68,7 @@ def format_plan(report: PlanReport) -> str:
         "kWh (kg CO2e)",
     ]
     lines = [
-        f"Plan for {report.endpoint} on {report.gpu} ({scaling})",
+        f"Plan for {report.endpoint} on {report.gpu}: {scaling}.",
         f"Traffic: {report.traffic}; {_count(report.simulated_requests, 'request')} in "
         f"{_count(report.simulated_days, 'day')}.",
         f"Work {report.work_seconds:.3g} s per request, setup {report.setup_seconds:.3g} s ({report.timing_source}).",
@@ -105,8 +105,8 @@ def _describe_load(report: PlanReport) -> str:
     """Return how much of the instances' serving time the traffic needs, and a warning when it is too much."""
     slots = report.max_instances * report.slots
     line = (
-        f"Load: {report.load:.0%} of what {_count(slots, 'slot')} can serve on average, "
-        f"{report.peak_hour_load:.0%} in the busiest hour."
+        f"Load: {report.load:.1%} of what {_count(slots, 'slot')} can serve on average, "
+        f"{report.peak_hour_load:.1%} in the busiest hour."
     )
     if report.saturated:
         return (

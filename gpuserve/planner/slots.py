@@ -16,7 +16,7 @@ class Slots:
     calls: int
     #: Maximum requests in one ``predict`` call: ``max_batch_size`` for a batched predict, else 1.
     batch_size: int
-    #: Why the runtime allows that many calls, for reports.
+    #: Reason the runtime allows that many calls, for reports.
     reason: str
 
     @property
@@ -38,9 +38,8 @@ def instance_slots(endpoint: type[Endpoint], max_concurrency: int) -> Slots:
     The runtime runs an ``async def`` predict (or async generator) up to ``max_concurrency`` at
     once, a sync predict on up to ``max_concurrency`` threads when the class sets
     ``thread_safe = True``, and otherwise one call at a time. A batched predict takes up to
-    ``max_batch_size`` requests per call. The planner models each request of a batch as one
-    slot busy for the whole work time, so a batch of N costs N times one request's work seconds
-    of slot time but runs N requests side by side.
+    ``max_batch_size`` requests per call. The planner assumes that each request of a batch takes
+    the given work seconds in its own slot, as if a full batch took no longer than one request.
 
     Example: ``instance_slots(Embed, 4).total`` is 1 for a sync ``Embed`` without ``thread_safe``.
     """

@@ -136,7 +136,7 @@ def test_recommend_respects_wait_limit() -> None:
 def test_recommend_always_on() -> None:
     text = recommend([result("Modal", 900, 575)])
 
-    assert "keep one instance always on (min_instances=1) on Modal, about $575/month" in text
+    assert "Keep one instance always on (min_instances=1) on Modal, about $575/month" in text
 
 
 def test_recommend_nothing_offered() -> None:
@@ -244,3 +244,53 @@ def test_billing_increment_rounds_each_instance(tmp_path: Path) -> None:
     assert result.cold_starts == pytest.approx(24 * 30)
     assert result.billed_gpu_hours == pytest.approx(24 * 30)
     assert result.monthly_cost == pytest.approx(24 * 30 * 1.0064)
+
+
+class SyncFour(gpuserve.Endpoint):
+    gpu = "L4"
+    scaling = gpuserve.Scaling(max_concurrency=4)
+
+    def predict(self, text: str) -> str:
+        return text
+
+
+def test_plan_reports_saturation() -> None:
+    from gpuserve.planner.report import format_plan
+
+    report = gpuserve.plan(SyncFour, Traffic(requests_per_day=200_000, days=2), work_seconds=1.0)
+    text = format_plan(report)
+
+    assert report.saturated
+    assert report.load == pytest.approx(200_000 / 86400, rel=0.02)
+    assert report.recommendation.startswith("No provider can serve this traffic")
+    assert "raise max_instances to at least 3" in report.recommendation
+    assert "SATURATED: the instances cannot keep up" in text
+    assert all(result.wait_p95 > 3600 for result in report.results if result.status == "ok")
+
+
+def test_plan_below_saturation() -> None:
+    report = gpuserve.plan(SyncFour, Traffic(requests_per_day=20_000, days=2), work_seconds=1.0)
+
+    assert not report.saturated
+    assert 0.2 < report.load < 0.25
+    assert report.peak_hour_load >= report.load
+
+
+def test_cold_starts_are_whole_numbers() -> None:
+    data = gpuserve.plan(Embed, 100, work_seconds=0.1).to_dict()
+
+    assert all(isinstance(result["cold_starts"], int) for result in data["results"])
+
+
+def test_traffic_rejects_file_and_rate() -> None:
+    with pytest.raises(ConfigError, match="timestamps_file or requests_per_day and days, not both"):
+        Traffic(timestamps_file="requests.log", requests_per_day=5000)
+
+
+def test_price_missing_is_explained() -> None:
+    from gpuserve.planner.report import format_plan
+
+    report = gpuserve.plan(Embed, 100, work_seconds=0.1, gpu="H100")
+    text = format_plan(report)
+
+    assert "SageMaker offers H100, but the price table has no price for it" in text

@@ -59,7 +59,8 @@ def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert code == 0
     assert out.startswith(
-        "Plan for Echo on L4 (min_instances=0, max_instances=1, max_concurrency=1, idle_timeout=30 s)"
+        "Plan for Echo on L4: min_instances=0, max_instances=1, "
+        "max_concurrency=1 (1 at a time: sync predict, not thread_safe), idle_timeout=30 s."
     )
     for label in ("Modal", "Cloud Run", "SageMaker"):
         assert f"\n{label} " in out
@@ -146,3 +147,78 @@ def test_plan_chart_without_matplotlib(
 
     assert code == 1
     assert "error: The plan chart needs matplotlib; install it with pip install 'gpuserve[plan]'." in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--timestamps", HOURLY, "--requests-per-day", "10"],
+            "--timestamps cannot be combined with --requests-per-day",
+        ),
+        (["--timestamps", HOURLY, "--days", "3"], "--timestamps cannot be combined with --days"),
+        (["--timestamps", HOURLY, "--shape", "business"], "--timestamps cannot be combined with --shape"),
+    ],
+)
+def test_plan_rejects_timestamps_with_rate(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run([TINY, "--set", "gpu=L4", "--work-seconds", "1", *extra], capsys)
+
+    assert code == 1
+    assert message in err
+    assert "or remove --timestamps to generate traffic" in err
+
+
+def test_plan_rejects_measure_with_work(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run([TINY, "text=hi", "--measure", "--work-seconds", "1", "--set", "gpu=L4"], capsys)
+
+    assert code == 1
+    assert "--measure cannot be combined with --work-seconds" in err
+    assert "or remove --measure to use the given times" in err
+
+
+def test_plan_text_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TINY, "--set", "gpu=L4", "--work-seconds", "1", "--timestamps", HOURLY], capsys)
+
+    assert code == 0
+    assert "24 requests in 1 day." in out
+
+
+def test_plan_measure_source_reads_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TINY, "text=hi", "--measure", "--set", "gpu=L4"], capsys)
+
+    assert code == 0
+    assert "(measured on this machine's " in out
+    assert "((" not in out
+    assert "))" not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing/cost.png", "for the chart"),
+        ("cost.txt", "must end in .png, .svg or .pdf"),
+        ("cost", "must end in .png, .svg or .pdf"),
+    ],
+)
+def test_plan_rejects_bad_chart_path(
+    name: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart = tmp_path / name
+
+    code, out, err = run([TINY, "--set", "gpu=L4", "--work-seconds", "0.5", "--chart", str(chart)], capsys)
+
+    assert code == 1
+    assert out == ""
+    assert message in err
+    assert str(chart) in err
+    assert "Traceback" not in err
+
+
+def test_plan_chart_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "cost.svg"
+
+    code, _, _ = run([TINY, "--set", "gpu=L4", "--work-seconds", "0.5", "--chart", str(chart)], capsys)
+
+    assert code == 0
+    assert b"<svg" in chart.read_bytes()[:500]
