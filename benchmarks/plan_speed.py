@@ -21,6 +21,7 @@ from gpuserve.planner import Traffic
 
 class Embed(gpuserve.Endpoint):
     gpu = "L4"
+    thread_safe = True  # so that max_concurrency=4 gives 4 slots per instance
 
     def predict(self, text: str) -> str:
         return text

@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from . import __version__
 from .backends import BACKENDS
-from .errors import GpuserveError, PredictError
+from .errors import ConfigError, GpuserveError, PredictError
 from .planner.command import add_arguments as add_plan_arguments
 
 _INPUT_HELP = (
@@ -98,17 +99,37 @@ def parse_inputs(data: str | None, pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    from .backends import get_backend
     from .deployment import deploy
     from .loader import load_endpoint
 
     overrides = parse_inputs(None, args.set) if args.set else {}
     endpoint = load_endpoint(args.endpoint)
-    with Progress() as progress:
-        progress.update(f"Deploying {endpoint.__name__} on the {args.backend} backend")
-        deployment = deploy(endpoint, backend=args.backend, name=args.name, progress=progress.update, **overrides)
+    get_backend(args.backend)  # an unknown backend fails before any progress line
+    try:
+        with Progress() as progress:
+            progress.update(f"Deploying {endpoint.__name__} on the {args.backend} backend")
+            deployment = deploy(endpoint, backend=args.backend, name=args.name, progress=progress.update, **overrides)
+    except ConfigError as exc:
+        hint = _json_hint(args.set, overrides)
+        raise ConfigError(f"{exc} {hint}" if hint else str(exc)) from exc
     print(f"Deployed {deployment.name!r} at {deployment.url}")
     print(f"Call it with: gpuserve predict {deployment.name} --data '{{...}}'")
     return 0
+
+
+def _json_hint(pairs: Sequence[str], overrides: dict[str, Any]) -> str:
+    """Suggest key:=JSON for --set values given as strings that read as JSON numbers, booleans or null."""
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key.endswith(":") or not isinstance(overrides.get(key), str):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            continue
+        return f"--set {key}={value} sends the string {value!r}; write --set {key}:={value} for a JSON value."
+    return ""
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -179,7 +200,9 @@ def _cmd_token(args: argparse.Namespace) -> int:
 def _cmd_logs(args: argparse.Namespace) -> int:
     from .deployment import Deployment
 
-    sys.stdout.write(Deployment.get(args.name).logs(tail=args.tail))
+    deployment = Deployment.get(args.name)
+    if args.tail != 0:
+        sys.stdout.write(deployment.logs(tail=args.tail))
     return 0
 
 
@@ -192,8 +215,10 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .loader import load_endpoint
     from .runtime.__main__ import main as serve
 
+    load_endpoint(args.endpoint)  # a wrong file or class fails here with one line, before the server starts
     serve([args.endpoint, "--host", args.host, "--port", str(args.port), "--exit-on-setup-failure"])
     return 0
 
@@ -207,6 +232,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpuserve", description="Deploy and call scale-to-zero model endpoints.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
+    parser.add_argument("--version", action="version", version=f"gpuserve {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     deploy = commands.add_parser("deploy", help="deploy an endpoint class and wait until it is ready")
@@ -253,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("logs", help="print a deployment's logs")
     logs.add_argument("name", help="deployment name")
-    logs.add_argument("--tail", type=int, help="print only the last N lines")
+    logs.add_argument("--tail", type=_count, help="print only the last N lines")
     logs.set_defaults(handler=_cmd_logs)
 
     delete = commands.add_parser("delete", help="stop a deployment and remove what it created")
@@ -264,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("endpoint", metavar="MODULE_OR_FILE:CLASS")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)"
+        "--port", type=_port, default=int(os.environ.get("PORT", "8080")), help="port (default: $PORT or 8080)"
     )
     serve.set_defaults(handler=_cmd_serve)
 
@@ -274,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_arguments(plan)
     plan.set_defaults(handler=_cmd_plan)
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}; use a number from 1 to 65535, or 0 for a free port")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; use a whole number of 0 or more")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout, such as `head`, has exited; stop writing, like other command-line tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

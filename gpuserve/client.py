@@ -14,6 +14,7 @@ import httpx
 from .errors import (
     AuthenticationError,
     ClientError,
+    ConfigError,
     DeadlineExceededError,
     EndpointConnectionError,
     EndpointUnavailableError,
@@ -178,7 +179,7 @@ class _BaseClient:
         self, url: str, token: str | None, timeout: float, deadline: float, headers: dict[str, str] | None
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(
+            raise ConfigError(
                 f"Invalid endpoint URL {url!r}; use an http:// or https:// URL such as http://127.0.0.1:8080."
             )
         self.url = url.rstrip("/")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import inspect
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -60,6 +63,7 @@ class Endpoint:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_setting_names(cls)
         cls.deployment_settings()
         if cls.predict is not Endpoint.predict:
             check_predict_signature(cls)
@@ -95,6 +99,34 @@ class Endpoint:
             if path == PurePosixPath(mount) or PurePosixPath(mount) in path.parents:
                 return Path(directory, path.relative_to(mount))
         return Path(mount_path)
+
+
+_SCALING_FIELDS = tuple(field.name for field in dataclasses.fields(Scaling))
+_CLASS_SETTINGS = (*SETTING_NAMES, "thread_safe")
+
+
+def check_setting_names(cls: type[Endpoint]) -> None:
+    """Reject scaling fields set as class attributes, and warn about near misses of setting names.
+
+    Without this, ``idle_timeout = 5`` or ``scailing = Scaling(...)`` on the class would be
+    ignored without a word.
+    """
+    for name, value in vars(cls).items():
+        if name.startswith("_") or callable(value) or isinstance(value, (classmethod, staticmethod, property)):
+            continue
+        if name in _SCALING_FIELDS:
+            raise ConfigError(
+                f"{cls.__name__}.{name} is a scaling setting, so a class attribute of that name is ignored; "
+                f"write scaling = gpuserve.Scaling({name}={value!r}) instead."
+            )
+        if name not in _CLASS_SETTINGS:
+            close = difflib.get_close_matches(name, _CLASS_SETTINGS, n=1, cutoff=0.8)
+            if close:
+                warnings.warn(
+                    f"{cls.__name__}.{name} is not a gpuserve setting and is ignored by deploy; "
+                    f"did you mean {close[0]}?",
+                    stacklevel=3,
+                )
 
 
 def check_predict_signature(cls: type[Endpoint]) -> None:

@@ -47,6 +47,11 @@ class ConfigError(GpuserveError, ValueError):
 class EndpointLoadError(GpuserveError):
     """A ``module:Class`` reference cannot be imported."""
 
+    def __init__(self, message: str, traceback: str | None = None) -> None:
+        super().__init__(message)
+        #: The traceback of the exception that the endpoint's module raised while it was imported.
+        self.traceback = traceback
+
 
 class OutputEncodingError(GpuserveError, TypeError):
     """A predict output cannot be encoded as JSON."""

@@ -6,10 +6,11 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 
 from .endpoint import Endpoint
-from .errors import EndpointLoadError
+from .errors import EndpointLoadError, GpuserveError
 
 
 def load_endpoint(reference: str) -> type[Endpoint]:
@@ -29,7 +30,16 @@ def load_endpoint(reference: str) -> type[Endpoint]:
             f"write {target.rstrip('/')}.py:{class_path} for a file, "
             f"or a dotted module name such as app.serve:{class_path}."
         )
-    module = _import_file(target) if target.endswith(".py") else _import_module(target)
+    try:
+        module = _import_file(target) if target.endswith(".py") else _import_module(target)
+    except GpuserveError:
+        raise
+    except Exception as exc:  # the user's module raised while it was imported
+        raise EndpointLoadError(
+            f"Importing {target} failed with {type(exc).__name__}: {exc}; fix that module, or install what it "
+            "imports (the traceback follows).",
+            traceback=traceback.format_exc(),
+        ) from exc
 
     found: object = module
     for part in class_path.split("."):

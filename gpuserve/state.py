@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DeploymentNotFoundError
+from .errors import BackendError, ConfigError, DeploymentNotFoundError
 
 HOME_ENV = "GPUSERVE_HOME"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -89,6 +89,11 @@ def load_record(name: str) -> DeploymentRecord:
     path = deployment_dir(name) / "deployment.json"
     try:
         return DeploymentRecord(**read_json(path))
+    except (ValueError, TypeError) as exc:
+        raise BackendError(
+            f"The record of deployment {name!r} at {path} is unreadable ({exc}). Stop its processes or "
+            f"containers by hand, then remove {path.parent}."
+        ) from exc
     except FileNotFoundError:
         known = ", ".join(r.name for r in list_records()) or "none"
         raise DeploymentNotFoundError(

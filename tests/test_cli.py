@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import gpuserve
 from gpuserve.cli import main, parse_inputs
 from gpuserve.errors import GpuserveError
 from gpuserve.settings import Settings
@@ -345,3 +346,28 @@ def test_serve_exits_when_setup_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "weights missing" in result.stderr
+
+
+def test_version_flag() -> None:
+    result = subprocess.run([sys.executable, "-m", "gpuserve", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"gpuserve {gpuserve.__version__}"
+
+
+def test_set_string_that_reads_as_json_gets_a_hint(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gpuserve", "deploy", "examples/tiny.py:Echo", "--set", "idle_timeout=5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "GPUSERVE_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert "write --set idle_timeout:=5 for a JSON value" in result.stderr
+
+
+def test_unreadable_record_names_the_file(gpuserve_home: Path) -> None:
+    folder = gpuserve_home / "deployments" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "deployment.json").write_text("{not json")
+    with pytest.raises(gpuserve.BackendError, match="record of deployment 'broken' .* is unreadable"):
+        gpuserve.Deployment.get("broken")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import gpuserve
 from gpuserve import Endpoint, Scaling, Volume
 from gpuserve.endpoint import default_name
 from gpuserve.envvars import VOLUME_PATHS_ENV
@@ -192,3 +193,23 @@ def test_volume_path_below_mount(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("GPUSERVE_VOLUME_PATHS", json.dumps({"/models": str(tmp_path)}))
     assert Reader().volume_path("/models/llama/config.json") == tmp_path / "llama" / "config.json"
     assert Reader().volume_path("/models-old/x") == Path("/models-old/x")
+
+
+def test_scaling_field_as_class_attribute_is_rejected() -> None:
+    with pytest.raises(gpuserve.ConfigError, match=r"write scaling = gpuserve.Scaling\(idle_timeout=5\)"):
+
+        class Loose(gpuserve.Endpoint):
+            idle_timeout = 5
+
+            def predict(self) -> int:
+                return 1
+
+
+def test_misspelled_setting_warns() -> None:
+    with pytest.warns(UserWarning, match="Typo.scailing is not a gpuserve setting.*did you mean scaling"):
+
+        class Typo(gpuserve.Endpoint):
+            scailing = gpuserve.Scaling(max_instances=2)
+
+            def predict(self) -> int:
+                return 1

@@ -140,8 +140,12 @@ def test_missing_dependency_not_hidden(tmp_path: Path, monkeypatch: pytest.Monke
     path = write_module(tmp_path, "import no_such_dependency_gpuserve\n")
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_gpuserve"):
+    with pytest.raises(
+        EndpointLoadError, match="failed with ModuleNotFoundError.*no_such_dependency_gpuserve"
+    ) as caught:
         load_endpoint(f"{path.stem}:Hello")
+    assert isinstance(caught.value.__cause__, ModuleNotFoundError)
+    assert caught.value.traceback is not None and "import no_such_dependency_gpuserve" in caught.value.traceback
 
 
 def test_missing_class(tmp_path: Path) -> None:
@@ -182,7 +186,7 @@ def test_bad_reference(reference: str) -> None:
 def test_failed_import_leaves_no_module(tmp_path: Path) -> None:
     path = write_module(tmp_path, "raise RuntimeError('broken at import')\n")
 
-    with pytest.raises(RuntimeError, match="broken at import"):
+    with pytest.raises(EndpointLoadError, match="failed with RuntimeError: broken at import"):
         load_endpoint(f"{path}:Hello")
 
     assert path.stem not in sys.modules

@@ -104,11 +104,11 @@ def _server_class() -> type[Any]:
             grace = host.settings.shutdown_grace
             deadline = time.monotonic() + grace
             if host.in_flight:
-                logger.info("Shutting down: waiting up to %g s for %d requests in flight", grace, host.in_flight)
+                logger.info("Shutting down: waiting up to %g s for requests in flight (%d)", grace, host.in_flight)
             while host.in_flight and time.monotonic() < deadline:
                 time.sleep(0.02)
             if host.in_flight:
-                logger.warning("Shutting down with %d requests unfinished after %g s", host.in_flight, grace)
+                logger.warning("Shutting down with requests unfinished after %g s (%d)", grace, host.in_flight)
                 self.abandoned = True
             self.should_exit = True
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pydantic
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -210,7 +211,15 @@ def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | Non
         Route("/metrics", metrics_route, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Give routing errors (404 unknown path, 405 wrong method) the same JSON shape as the others."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}."
+    return _error(exc.status_code, code, message, dict(exc.headers or {}))
 
 
 def _queue_full(host: EndpointHost) -> Response:

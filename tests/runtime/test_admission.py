@@ -188,3 +188,12 @@ def test_sync_predict_runs_on_the_thread_that_ran_setup() -> None:
     with EndpointTestClient(SameThread) as client:
         assert client.predict() is True
         assert client.predict() is True
+
+
+def test_routing_errors_use_the_json_error_shape() -> None:
+    with EndpointTestClient(Square) as client:
+        wrong_method = client.get("/predict")
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        unknown = client.get("/nope")
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"

@@ -62,7 +62,7 @@ def test_the_grace_period_bounds_the_wait(serve: ServeFactory) -> None:
     assert server.process.wait(10) == 0
     assert time.monotonic() - began < 4.5
     caller.join(10)
-    assert "1 requests unfinished after 1 s" in server.log()
+    assert "Shutting down with requests unfinished after 1 s (1)" in server.log()
 
 
 def _swallow(url: str) -> None:

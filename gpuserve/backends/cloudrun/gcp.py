@@ -93,7 +93,7 @@ def load_credentials() -> tuple[Credentials, str | None]:
     try:
         credentials, project = google.auth.default(scopes=SCOPES)
     except google.auth.exceptions.DefaultCredentialsError as exc:
-        raise BackendUnavailableError(f"No Google Cloud credentials found. {_CREDENTIALS_FIX}") from exc
+        raise BackendUnavailableError(f"No usable Google Cloud credentials ({exc}). {_CREDENTIALS_FIX}") from exc
     return credentials, project
 
 

@@ -31,7 +31,10 @@ _CREDENTIALS_FIX = "Configure AWS credentials (aws configure, AWS_PROFILE or AWS
 def session() -> boto3.Session:
     """Return a boto3 session; a region is required, from AWS_REGION, AWS_DEFAULT_REGION or the profile."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    result = boto3.Session(region_name=region) if region else boto3.Session()
+    try:
+        result = boto3.Session(region_name=region) if region else boto3.Session()
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise ConfigError(f"{exc}; set AWS_PROFILE to a profile in ~/.aws/config, or unset it.") from exc
     if not result.region_name:
         raise ConfigError("No AWS region is set; set AWS_REGION (for example us-east-1) or a region in your profile.")
     return result
