@@ -1,4 +1,4 @@
-"""Sync ``predict`` calls queued straight on the predict threads, so a thread never waits for the event loop."""
+"""Sync ``predict`` calls queued on the predict threads, so a thread starts its next call without the event loop."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
 # The request body is forwarded whole, so httpx sets Host and Content-Length for the worker itself.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length"}
-# Only these paths start a worker that scaled to zero; the front door answers the others itself.
+# Only these paths start a worker that scaled to zero; the front door responds to the others itself.
 _WAKING_PATHS = frozenset({"/predict", "/invocations", "/openapi.json"})
 
 
@@ -128,7 +128,7 @@ class FrontDoor:
             self.scaler.release()
 
     async def _answer_without_worker(self, path: str, send: Send) -> None:
-        """Answer health checks, metrics scrapes and unknown paths here, so that they never start a worker."""
+        """Respond to health checks, metrics scrapes and unknown paths here, so that they never start a worker."""
         phase = self.scaler.phase
         if path in ("/health", "/ping"):
             # A deployment at zero is healthy: the next request starts a worker.
@@ -176,7 +176,7 @@ async def _until_disconnect(relay: Awaitable[None], receive: Receive) -> None:
     """Run ``relay`` until it ends or the client disconnects, whichever comes first.
 
     On a disconnect the relay stops and the caller closes the worker's response, so the worker
-    sees its client leave and closes the generator that makes the stream.
+    detects the disconnect and closes the generator that makes the stream.
     """
     relaying = asyncio.ensure_future(relay)
 
