@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import UNAUTHORIZED_MESSAGE, bearer_matches
 from ..encoding import encode_json
@@ -39,6 +40,7 @@ from .streaming import EventStreamResponse, event_body
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json"
+_PREDICT_PATHS = frozenset({"/predict", "/invocations"})
 # Status 499 is what nginx logs for a client that closed the connection before the response. The client is
 # gone, so the status only shows in the metrics.
 _CLIENT_GONE = 499
@@ -116,7 +118,7 @@ async def _read_body(request: Request, limit: int) -> bytes | Response:
     return b"".join(chunks)
 
 
-def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | None = None) -> Starlette:
+def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | None = None) -> ASGIApp:
     """Build the ASGI app for ``host``.
 
     With ``start_setup`` the app runs setup in the background at startup. With ``token``, every
@@ -211,7 +213,23 @@ def create_app(host: EndpointHost, *, start_setup: bool = True, token: str | Non
         Route("/metrics", metrics_route, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # POST /predict is the path every request takes, so it skips Starlette's middleware and router,
+        # which the other routes keep.
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _PREDICT_PATHS:
+            request = Request(scope, receive, send)
+            try:
+                response = await predict(request)
+            except Exception:
+                logger.exception("The request to %s failed", scope["path"])
+                response = _error(500, "internal_error", "The server failed to handle the request; see its log.")
+            await response(scope, receive, send)
+            return
+        await starlette(scope, receive, send)
+
+    return app
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

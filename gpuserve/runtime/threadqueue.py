@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .batcher import PredictTimeoutError
@@ -57,25 +57,38 @@ class ThreadQueue:
         """Run ``call`` on a predict thread and return its result, or raise ``PredictTimeoutError``."""
         if self.admitted >= self._threads + self._max_queue:
             raise QueueFullError
-        job = _Job(call, is_gone, asyncio.get_running_loop())
-        future = asyncio.wrap_future(self._executor.submit(job.run))
+        loop = asyncio.get_running_loop()
+        job = _Job(call, is_gone, loop)
+        result: asyncio.Future[Any] = loop.create_future()
+        work = self._executor.submit(job.run)
         self.admitted += 1
-        future.add_done_callback(self._finished)
-        while True:
-            started_at = job.started_at
-            remaining = self._timeout if started_at is None else started_at + self._timeout - time.monotonic()
-            done, _ = await asyncio.wait({future}, timeout=max(remaining, 0.0))
-            if done:
-                return future.result()
-            started_at = job.started_at
-            if started_at is not None and time.monotonic() >= started_at + self._timeout:
-                future.add_done_callback(_consume)
-                raise PredictTimeoutError(future)
+        # A plain callback instead of asyncio.wrap_future and asyncio.wait: this path runs for every request.
+        work.add_done_callback(lambda done: loop.call_soon_threadsafe(self._finished, done, result))
+        timer = loop.call_later(self._timeout, self._check_timeout, job, result)
+        try:
+            return await result
+        finally:
+            timer.cancel()
 
-    def _finished(self, future: asyncio.Future[Any]) -> None:
+    def _finished(self, work: Future[Any], result: asyncio.Future[Any]) -> None:
         self.admitted -= 1
+        if result.done():
+            return  # the caller already got a 504 response, or left
+        if work.cancelled():
+            result.cancel()
+        elif (error := work.exception()) is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(work.result())
 
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # the caller already got a 504 response; this only marks the result as read
+    def _check_timeout(self, job: _Job, result: asyncio.Future[Any]) -> None:
+        """Fail ``result`` once the call has run for the timeout; a call still queued gets more time."""
+        if result.done():
+            return
+        started_at = job.started_at
+        now = time.monotonic()
+        if started_at is not None and now >= started_at + self._timeout:
+            result.set_exception(PredictTimeoutError(None))  # the slot frees in _finished, when the call ends
+            return
+        delay = self._timeout if started_at is None else started_at + self._timeout - now
+        job.loop.call_later(delay, self._check_timeout, job, result)
