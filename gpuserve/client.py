@@ -70,6 +70,7 @@ def _raise_for(response: httpx.Response, body: Any) -> None:
 
 
 _EVENT_STREAM = "text/event-stream"
+_STREAM_HEADERS = {"Content-Type": "application/json", "Accept": f"{_EVENT_STREAM}, application/json"}
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
@@ -253,12 +254,13 @@ class Client(_BaseClient):
         not stream yields its one output.
         """
         content = json.dumps(inputs).encode()
-        headers = {"Content-Type": "application/json", "Accept": f"{_EVENT_STREAM}, application/json"}
         retry = _Retry(self.deadline)
         while True:
             delay = 0.0
             try:
-                with self._http.stream("POST", f"{self.url}/predict", content=content, headers=headers) as response:
+                with self._http.stream(
+                    "POST", f"{self.url}/predict", content=content, headers=_STREAM_HEADERS
+                ) as response:
                     if response.status_code == 200 and _is_event_stream(response):
                         yield from stream_items(response.iter_lines(), self.url)
                         return
@@ -352,13 +354,12 @@ class AsyncClient(_BaseClient):
     async def stream(self, **inputs: Any) -> AsyncIterator[Any]:
         """Call a streaming ``predict`` and yield its items as they arrive; see ``Client.stream``."""
         content = json.dumps(inputs).encode()
-        headers = {"Content-Type": "application/json", "Accept": f"{_EVENT_STREAM}, application/json"}
         retry = _Retry(self.deadline)
         while True:
             delay = 0.0
             try:
                 async with self._http.stream(
-                    "POST", f"{self.url}/predict", content=content, headers=headers
+                    "POST", f"{self.url}/predict", content=content, headers=_STREAM_HEADERS
                 ) as response:
                     if response.status_code == 200 and _is_event_stream(response):
                         parser = _EventParser(self.url)

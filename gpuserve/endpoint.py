@@ -101,6 +101,21 @@ class Endpoint:
         return Path(mount_path)
 
 
+def concurrent_calls(cls: type[Endpoint], max_concurrency: int) -> tuple[int, str]:
+    """Return how many ``predict`` calls the runtime runs at once on one instance of ``cls``, and why.
+
+    An ``async def`` predict (or async generator) runs up to ``max_concurrency`` calls on the
+    event loop, a sync one on up to ``max_concurrency`` threads when the class sets
+    ``thread_safe = True``, and otherwise one call at a time.
+    """
+    predict = cls.predict
+    if inspect.iscoroutinefunction(predict) or inspect.isasyncgenfunction(predict):
+        return max_concurrency, "async predict"
+    if cls.thread_safe:
+        return max_concurrency, "sync predict, thread_safe"
+    return 1, "sync predict, not thread_safe"
+
+
 _SCALING_FIELDS = tuple(field.name for field in dataclasses.fields(Scaling))
 _CLASS_SETTINGS = (*SETTING_NAMES, "thread_safe")
 

@@ -350,10 +350,11 @@ def test_serve_exits_when_setup_fails(tmp_path: Path) -> None:
 
 def test_version_flag() -> None:
     result = subprocess.run([sys.executable, "-m", "gpuserve", "--version"], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.strip() == f"gpuserve {gpuserve.__version__}"
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"gpuserve {gpuserve.__version__}"
 
 
-def test_set_string_that_reads_as_json_gets_a_hint(tmp_path: Path) -> None:
+def test_set_json_string_gets_hint(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gpuserve", "deploy", "examples/tiny.py:Echo", "--set", "idle_timeout=5"],
         capture_output=True,

@@ -43,7 +43,7 @@ class Backend(ABC):
 
     #: Name used in ``deploy(..., backend=NAME)`` and the CLI's ``--backend``.
     name: str = ""
-    #: Whether deployments require a bearer token when ``deploy`` is not told.
+    #: Whether deployments require a bearer token when ``deploy`` gets ``auth=None``.
     auth_by_default: bool = True
 
     @abstractmethod

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 from ..batching import batch_config
-from ..endpoint import Endpoint
+from ..endpoint import Endpoint, concurrent_calls
 
 
 @dataclass(frozen=True)
@@ -35,21 +34,13 @@ class Slots:
 def instance_slots(endpoint: type[Endpoint], max_concurrency: int) -> Slots:
     """Return the requests one instance of ``endpoint`` serves at once under ``max_concurrency``.
 
-    The runtime runs an ``async def`` predict (or async generator) up to ``max_concurrency`` at
-    once, a sync predict on up to ``max_concurrency`` threads when the class sets
-    ``thread_safe = True``, and otherwise one call at a time. A batched predict takes up to
+    ``concurrent_calls`` gives the calls the runtime runs at once. A batched predict takes up to
     ``max_batch_size`` requests per call. The planner assumes that each request of a batch takes
     the given work seconds in its own slot, as if a full batch took no longer than one request.
 
     Example: ``instance_slots(Embed, 4).total`` is 1 for a sync ``Embed`` without ``thread_safe``.
     """
-    predict = endpoint.predict
-    if inspect.iscoroutinefunction(predict) or inspect.isasyncgenfunction(predict):
-        calls, reason = max_concurrency, "async predict"
-    elif endpoint.thread_safe:
-        calls, reason = max_concurrency, "sync predict, thread_safe"
-    else:
-        calls, reason = 1, "sync predict, not thread_safe"
-    config = batch_config(predict)
+    calls, reason = concurrent_calls(endpoint, max_concurrency)
+    config = batch_config(endpoint.predict)
     batch_size = 1 if config is None else config.max_batch_size
     return Slots(calls, batch_size, reason)

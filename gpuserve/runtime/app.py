@@ -266,19 +266,24 @@ def _predict_error(host: EndpointHost, exc: Exception) -> Response:
     return _error(500, "predict_error", f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
 
 
+def _failure(host: EndpointHost, exc: Exception) -> Response:
+    """Map an exception from admitting or running a predict call to its error response."""
+    if isinstance(exc, NotReadyError):
+        return _not_ready(host)
+    if isinstance(exc, QueueFullError):
+        return _queue_full(host)
+    if isinstance(exc, ClientGoneError):
+        return Response(status_code=_CLIENT_GONE)
+    if isinstance(exc, PredictTimeoutError):
+        return _timeout(host)
+    return _predict_error(host, exc)
+
+
 async def _run_predict(host: EndpointHost, inputs: dict[str, Any], request: Request) -> Response:
     try:
         output = await host.predict(inputs, request.is_disconnected)
-    except NotReadyError:
-        return _not_ready(host)
-    except QueueFullError:
-        return _queue_full(host)
-    except ClientGoneError:
-        return Response(status_code=_CLIENT_GONE)
-    except PredictTimeoutError:
-        return _timeout(host)
     except Exception as exc:
-        return _predict_error(host, exc)
+        return _failure(host, exc)
     try:
         encoded = encode_json(output)
     except OutputEncodingError as exc:
@@ -290,24 +295,14 @@ async def _run_predict(host: EndpointHost, inputs: dict[str, Any], request: Requ
 async def _run_stream(host: EndpointHost, inputs: dict[str, Any], request: Request) -> Response:
     try:
         stream = await host.open_stream(inputs, request.is_disconnected)
-    except NotReadyError:
-        return _not_ready(host)
-    except QueueFullError:
-        return _queue_full(host)
-    except ClientGoneError:
-        return Response(status_code=_CLIENT_GONE)
-    except Exception as exc:  # predict raised while creating its generator
-        return _predict_error(host, exc)
+    except Exception as exc:  # not admitted, or predict raised while creating its generator
+        return _failure(host, exc)
     # The first item decides the status: an error before any item is a plain JSON error response.
     try:
         first = await stream.next()
-    except PredictTimeoutError:
+    except BaseException as exc:
         stream.close()
-        return _timeout(host)
-    except Exception as exc:
-        stream.close()
-        return _predict_error(host, exc)
-    except BaseException:
-        stream.close()
+        if isinstance(exc, Exception):
+            return _failure(host, exc)
         raise
     return EventStreamResponse(event_body(stream, first), stream)

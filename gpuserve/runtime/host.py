@@ -17,7 +17,7 @@ from typing import Any
 import pydantic
 
 from ..batching import batch_config
-from ..endpoint import Endpoint
+from ..endpoint import Endpoint, concurrent_calls
 from ..loader import load_endpoint
 from ..schema import build_input_model
 from ..settings import Settings
@@ -217,11 +217,10 @@ class EndpointHost:
             self._kind = ASYNC
         else:
             self._kind = SYNC
+
         scaling = self.settings.scaling
-        thread_safe = bool(getattr(self.endpoint_class, "thread_safe", False))
-        runs_on_loop = self._kind in (ASYNC, ASYNC_STREAM)
-        limit = scaling.max_concurrency if runs_on_loop or thread_safe else 1
-        if not runs_on_loop:
+        limit, _ = concurrent_calls(self.endpoint_class, scaling.max_concurrency)
+        if self._kind not in (ASYNC, ASYNC_STREAM):
             self._executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="gpuserve-predict")
         if scaling.max_concurrency > 1 and limit == 1:
             logger.info(
@@ -230,6 +229,7 @@ class EndpointHost:
                 self.name,
                 scaling.max_concurrency,
             )
+
         self._gate = Gate(limit, scaling.max_queue)
         config = batch_config(predict)
         if config is not None:

@@ -33,16 +33,16 @@ class Stateful(gpuserve.Endpoint):
 
     def setup(self) -> None:
         self.running = 0
-        self.most = 0
+        self.max_running = 0
         self.lock = threading.Lock()
 
     def predict(self, x: int) -> dict[str, int]:
         with self.lock:
             self.running += 1
-            self.most = max(self.most, self.running)
+            self.max_running = max(self.max_running, self.running)
         self.current = x
         time.sleep(0.005)
-        result = {"x": self.current, "most": self.most}
+        result = {"x": self.current, "max_running": self.max_running}
         with self.lock:
             self.running -= 1
         return result
@@ -57,11 +57,11 @@ class ThreadSafe(Stateful):
     def predict(self, x: int) -> dict[str, int]:
         with self.lock:
             self.running += 1
-            self.most = max(self.most, self.running)
+            self.max_running = max(self.max_running, self.running)
         time.sleep(0.05)
         with self.lock:
             self.running -= 1
-        return {"x": x, "most": self.most}
+        return {"x": x, "max_running": self.max_running}
 
 
 class AsyncCounter(gpuserve.Endpoint):
@@ -71,14 +71,14 @@ class AsyncCounter(gpuserve.Endpoint):
 
     def setup(self) -> None:
         self.running = 0
-        self.most = 0
+        self.max_running = 0
 
     async def predict(self, x: int) -> dict[str, int]:
         self.running += 1
-        self.most = max(self.most, self.running)
+        self.max_running = max(self.max_running, self.running)
         await asyncio.sleep(0.05)
         self.running -= 1
-        return {"x": x, "most": self.most}
+        return {"x": x, "max_running": self.max_running}
 
 
 class Square(gpuserve.Endpoint):

@@ -1,4 +1,4 @@
-"""Concurrency, queueing, timeouts and request limits over real HTTP on 127.0.0.1 (R11 and more)."""
+"""Concurrency, queueing, timeouts and request limits over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -32,26 +32,26 @@ async def _post_all(url: str, bodies: list[dict[str, Any]], stagger: float = 0.0
         return list(await asyncio.gather(*(post(i, body) for i, body in enumerate(bodies))))
 
 
-def test_sync_predict_runs_one_call_at_a_time_unless_thread_safe(serve: ServeFactory) -> None:
+def test_sync_predict_serial_unless_thread_safe(serve: ServeFactory) -> None:
     stateful = _ready(serve("tests/endpoints/serving.py:Stateful"))
     responses = asyncio.run(_post_all(stateful, [{"x": n} for n in range(24)]))
     outputs = [r.json()["output"] for r in responses]
     assert [o["x"] for o in outputs] == list(range(24))  # state on self never mixed
-    assert max(o["most"] for o in outputs) == 1
+    assert max(o["max_running"] for o in outputs) == 1
 
     threaded = _ready(serve("tests/endpoints/serving.py:ThreadSafe"))
     outputs = [r.json()["output"] for r in asyncio.run(_post_all(threaded, [{"x": n} for n in range(12)]))]
-    assert max(o["most"] for o in outputs) == 4  # max_concurrency
+    assert max(o["max_running"] for o in outputs) == 4  # max_concurrency
 
 
-def test_async_predict_runs_concurrently_up_to_the_limit(serve: ServeFactory) -> None:
+def test_async_predict_concurrency_limit(serve: ServeFactory) -> None:
     url = _ready(serve("tests/endpoints/serving.py:AsyncCounter"))
     outputs = [r.json()["output"] for r in asyncio.run(_post_all(url, [{"x": n} for n in range(10)]))]
     assert [o["x"] for o in outputs] == list(range(10))
-    assert max(o["most"] for o in outputs) == 2
+    assert max(o["max_running"] for o in outputs) == 2
 
 
-def test_requests_over_the_queue_bound_get_503_with_retry_after(serve: ServeFactory) -> None:
+def test_queue_full_gets_503(serve: ServeFactory) -> None:
     # One runs, max_queue (8) wait, the other 3 are turned away at once.
     url = _ready(serve("tests/endpoints/serving.py:Sleeper", env={"GPUSERVE_SETTINGS": ""}))
     began = time.monotonic()
@@ -59,16 +59,18 @@ def test_requests_over_the_queue_bound_get_503_with_retry_after(serve: ServeFact
         _post_all(url, [{"seconds": 0.0 if n else 0.5, "tag": str(n)} for n in range(12)], stagger=0.01)
     )
     statuses = [r.status_code for r in responses]
-    assert statuses.count(200) == 9 and statuses.count(503) == 3, statuses
-    refused = [r for r in responses if r.status_code == 503]
-    for response in refused:
+    assert statuses.count(200) == 9, statuses
+    assert statuses.count(503) == 3, statuses
+    rejected = [r for r in responses if r.status_code == 503]
+    for response in rejected:
         assert response.headers["retry-after"] == "1"
         body = response.json()["error"]
-        assert body["code"] == "queue_full" and "max_queue" in body["message"]
+        assert body["code"] == "queue_full"
+        assert "max_queue" in body["message"]
     assert time.monotonic() - began < 3
 
 
-def test_r11_a_timeout_answers_504_and_the_server_stays_healthy(serve: ServeFactory) -> None:
+def test_timeout_gets_504_and_server_stays_healthy(serve: ServeFactory) -> None:
     url = _ready(serve("tests/endpoints/serving.py:Sleeper"))
     began = time.monotonic()
     response = httpx.post(f"{url}/predict", json={"seconds": 5}, timeout=30)
@@ -83,10 +85,11 @@ def test_r11_a_timeout_answers_504_and_the_server_stays_healthy(serve: ServeFact
     # The next request is served: the sync call cannot be interrupted, so it waits for the
     # thread, and then its own timeout counts from its own start.
     response = httpx.post(f"{url}/predict", json={"seconds": 0.1, "tag": "next"}, timeout=30)
-    assert response.status_code == 200 and response.json() == {"output": "next"}
+    assert response.status_code == 200
+    assert response.json() == {"output": "next"}
 
 
-def test_a_queued_request_whose_client_left_is_dropped(serve: ServeFactory, tmp_path: Path) -> None:
+def test_queued_request_of_gone_client_dropped(serve: ServeFactory, tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     url = _ready(serve("tests/endpoints/serving.py:Sleeper", env={"CALL_LOG": str(calls)}))
 
@@ -115,10 +118,11 @@ def test_a_queued_request_whose_client_left_is_dropped(serve: ServeFactory, tmp_
 @pytest.mark.parametrize(
     "content_type", [None, "application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"]
 )
-def test_json_is_accepted_with_or_without_a_content_type(serve_square: str, content_type: str | None) -> None:
+def test_json_content_types_accepted(serve_square: str, content_type: str | None) -> None:
     headers = {} if content_type is None else {"Content-Type": content_type}
     response = httpx.post(f"{serve_square}/predict", content=b'{"x": 3}', headers=headers)
-    assert response.status_code == 200 and response.json() == {"output": 9}
+    assert response.status_code == 200
+    assert response.json() == {"output": 9}
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
@@ -126,15 +130,18 @@ def test_other_content_types_get_415(serve_square: str, content_type: str) -> No
     response = httpx.post(f"{serve_square}/predict", content=b'{"x": 3}', headers={"Content-Type": content_type})
     assert response.status_code == 415
     error = response.json()["error"]
-    assert error["code"] == "unsupported_media_type" and content_type in error["message"]
+    assert error["code"] == "unsupported_media_type"
+    assert content_type in error["message"]
 
 
-def test_a_body_over_the_limit_gets_413_naming_the_setting(serve_square: str) -> None:
+def test_large_body_gets_413(serve_square: str) -> None:
     response = httpx.post(f"{serve_square}/predict", json={"x": 1, "note": "n" * 2000})
     assert response.status_code == 413
     error = response.json()["error"]
-    assert error["limit"] == 1024 and error["setting"] == "max_body_size"
-    assert "1024 bytes" in error["message"] and "max_body_size" in error["message"]
+    assert error["limit"] == 1024
+    assert error["setting"] == "max_body_size"
+    assert "1024 bytes" in error["message"]
+    assert "max_body_size" in error["message"]
 
     def chunks() -> Any:
         yield b'{"x": 1, "note": "'
@@ -160,13 +167,13 @@ def test_a_body_over_the_limit_gets_413_naming_the_setting(serve_square: str) ->
         (b'{"x": ' + b"9" * 5000 + b"}", 413),
     ],
 )
-def test_malformed_bodies_never_get_a_500(serve_square: str, body: bytes, status: int) -> None:
+def test_malformed_bodies_never_get_500(serve_square: str, body: bytes, status: int) -> None:
     response = httpx.post(f"{serve_square}/predict", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] in ("invalid_input", "body_too_large")
 
 
-def test_deep_nesting_and_huge_numbers_within_the_limit_get_422() -> None:
+def test_deep_nesting_and_huge_numbers_get_422() -> None:
     with EndpointTestClient(Square, max_body_size=1_000_000) as client:
         for body in (
             b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
@@ -183,17 +190,19 @@ def serve_square(serve: ServeFactory) -> str:
     return _ready(serve("tests/endpoints/serving.py:Square"))
 
 
-def test_sync_predict_runs_on_the_thread_that_ran_setup() -> None:
+def test_sync_predict_on_setup_thread() -> None:
     # Per-thread state, such as torch.set_num_threads or the current CUDA device, then carries over.
     with EndpointTestClient(SameThread) as client:
         assert client.predict() is True
         assert client.predict() is True
 
 
-def test_routing_errors_use_the_json_error_shape() -> None:
+def test_routing_errors_are_json() -> None:
     with EndpointTestClient(Square) as client:
         wrong_method = client.get("/predict")
-        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        assert wrong_method.status_code == 405
+        assert wrong_method.headers["allow"] == "POST"
         assert wrong_method.json()["error"]["code"] == "method_not_allowed"
         unknown = client.get("/nope")
-        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "not_found"

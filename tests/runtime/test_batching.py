@@ -1,4 +1,4 @@
-"""Dynamic batching over real HTTP (R10), and the batched decorator's checks."""
+"""Dynamic batching over real HTTP, and the checks of the batched decorator."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def sqrt_url(serve: ServeFactory) -> Iterator[str]:
     yield server.url
 
 
-def test_r10_one_invalid_item_fails_only_its_own_request(sqrt_url: str) -> None:
+def test_invalid_item_fails_only_its_request(sqrt_url: str) -> None:
     responses = asyncio.run(_post_all(sqrt_url, [{"x": 4}, {"x": 9}, {"x": -1}, {"x": 16}]))
     assert [r.status_code for r in responses] == [200, 200, 422, 200]
     assert [r.json()["output"] for r in responses if r.status_code == 200] == [2.0, 3.0, 4.0]
@@ -46,20 +46,20 @@ def test_r10_one_invalid_item_fails_only_its_own_request(sqrt_url: str) -> None:
     assert _metric(sqrt_url, "gpuserve_batch_size_sum") == 8
 
 
-def test_items_that_fail_validation_never_reach_the_batch(sqrt_url: str) -> None:
+def test_invalid_items_never_reach_batch(sqrt_url: str) -> None:
     responses = asyncio.run(_post_all(sqrt_url, [{"x": 1}, {"x": "one"}, {"x": 4}, {"y": 2}]))
     assert [r.status_code for r in responses] == [200, 422, 200, 422]
     assert responses[1].json()["error"]["details"][0]["loc"] == ["x"]
     assert _metric(sqrt_url, "gpuserve_batch_size_sum") == 2
 
 
-def test_a_full_batch_runs_at_once_and_a_partial_one_after_the_wait(sqrt_url: str) -> None:
+def test_full_and_partial_batches(sqrt_url: str) -> None:
     responses = asyncio.run(_post_all(sqrt_url, [{"x": float(n * n)} for n in range(6)]))
     assert [r.json()["output"] for r in responses] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert _metric(sqrt_url, "gpuserve_batch_size_count") == 2  # 4 + 2
 
 
-def test_an_item_returned_as_an_input_error_fails_alone(serve: ServeFactory) -> None:
+def test_returned_input_error_fails_alone(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/batched.py:BatchMarked")
     assert server.wait_ready().status_code == 200, server.log()
     responses = asyncio.run(_post_all(server.url, [{"x": n, "label": f"n{n}"} for n in range(4)]))
@@ -68,7 +68,7 @@ def test_an_item_returned_as_an_input_error_fails_alone(serve: ServeFactory) -> 
     assert responses[3].json()["error"]["message"] == "x=3 is odd; send an even x"
 
 
-def test_a_wrong_number_of_outputs_is_a_500_naming_the_fix(serve: ServeFactory) -> None:
+def test_wrong_output_count_gets_500(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/batched.py:BatchWrongLength")
     assert server.wait_ready().status_code == 200, server.log()
     responses = asyncio.run(_post_all(server.url, [{"x": 1}, {"x": 2}]))
@@ -77,14 +77,14 @@ def test_a_wrong_number_of_outputs_is_a_500_naming_the_fix(serve: ServeFactory) 
         assert "one output per request" in response.json()["error"]["message"]
 
 
-def test_async_batches_time_out_with_504_and_the_next_batch_runs() -> None:
+def test_async_batch_timeout_gets_504() -> None:
     with EndpointTestClient(BatchAsync) as client:
         slow = client.post("/predict", json={"x": 1, "seconds": 3})
         assert slow.status_code == 504
         assert client.predict(x=1, seconds=0) == 2
 
 
-def test_sync_batches_run_on_one_thread_one_at_a_time() -> None:
+def test_sync_batches_on_one_thread() -> None:
     with EndpointTestClient(BatchThreads) as client:
 
         async def burst() -> list[Any]:
@@ -100,7 +100,7 @@ def test_sync_batches_run_on_one_thread_one_at_a_time() -> None:
         assert max(size for _, size in batches) > 1
 
 
-def test_the_openapi_input_is_one_item() -> None:
+def test_openapi_input_is_one_item() -> None:
     with EndpointTestClient(BatchThreads) as client:
         schema = client.get("/openapi.json").json()
         assert schema["components"]["schemas"]["BatchThreadsInput"]["properties"]["x"] == {
@@ -120,12 +120,12 @@ def test_the_openapi_input_is_one_item() -> None:
         ({"max_wait_ms": float("nan")}, "Invalid max_wait_ms nan"),
     ],
 )
-def test_bad_batch_settings_name_the_value(arguments: dict[str, Any], message: str) -> None:
+def test_bad_batch_settings_rejected(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(gpuserve.ConfigError, match=message):
         gpuserve.batched(**arguments)
 
 
-def test_batched_without_parentheses_says_how_to_call_it() -> None:
+def test_batched_without_parentheses_rejected() -> None:
     with pytest.raises(gpuserve.ConfigError, match="with parentheses"):
 
         class Bare(gpuserve.Endpoint):
@@ -134,7 +134,7 @@ def test_batched_without_parentheses_says_how_to_call_it() -> None:
                 return x
 
 
-def test_a_batched_parameter_must_be_a_list() -> None:
+def test_batched_parameter_must_be_list() -> None:
     with pytest.raises(gpuserve.ConfigError, match="annotate it as list"):
 
         class NotList(gpuserve.Endpoint):
@@ -143,7 +143,7 @@ def test_a_batched_parameter_must_be_a_list() -> None:
                 return [x]
 
 
-def test_a_batched_generator_is_refused() -> None:
+def test_batched_generator_rejected() -> None:
     with pytest.raises(gpuserve.ConfigError, match="cannot both stream and batch"):
 
         class Both(gpuserve.Endpoint):
@@ -152,7 +152,7 @@ def test_a_batched_generator_is_refused() -> None:
                 yield from x
 
 
-def test_metrics_follow_the_prometheus_text_format(tmp_path: Path) -> None:
+def test_metrics_prometheus_format(tmp_path: Path) -> None:
     with EndpointTestClient(BatchThreads) as client:
         client.predict(x=1)
         response = client.get("/metrics")

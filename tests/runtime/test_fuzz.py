@@ -5,8 +5,8 @@ operation with hypothesis, and checks each response against the document: its st
 its body matches the schema, and no request gets a 5xx.
 
 One check is left out: ``negative_data_rejection``. Inputs are validated in pydantic's lax mode,
-as FastAPI does, so ``false`` is accepted where a number is declared (as 0.0) and ``"3"`` where
-an integer is; schemathesis counts such coercions as invalid data accepted. The batched endpoint
+as FastAPI does. So ``false`` is accepted where a number is declared (as 0.0), and ``"3"`` where
+an integer is, and schemathesis counts such coercions as invalid data accepted. The batched endpoint
 also rejects odd numbers with 422 on purpose, so ``positive_data_acceptance`` is left out for it.
 """
 

@@ -1,4 +1,4 @@
-"""A bounded load test on 127.0.0.1: 10,000 requests at concurrency 64, each checked for its own answer."""
+"""A bounded load test on 127.0.0.1: 10,000 requests at concurrency 64, each checked for its own output."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def _load(url: str) -> tuple[list[int], list[str]]:
     return statuses, wrong
 
 
-def test_ten_thousand_requests_at_concurrency_64_all_get_their_own_answer(serve: ServeFactory) -> None:
+def test_load_10000_requests_at_concurrency_64(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/serving.py:Square")
     assert server.wait_ready().status_code == 200, server.log()
     began = time.monotonic()

@@ -1,4 +1,4 @@
-"""Graceful shutdown on SIGTERM (R12): drain in-flight requests, refuse new ones, exit 0."""
+"""Graceful shutdown on SIGTERM: drain in-flight requests, reject new ones with 503, exit 0."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 from ..conftest import ServeFactory
 
 
-def test_r12_sigterm_lets_the_in_flight_request_finish_and_refuses_new_ones(serve: ServeFactory) -> None:
+def test_sigterm_drains_and_rejects_new(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/serving.py:Draining")
     assert server.wait_ready().status_code == 200, server.log()
     result: dict[str, object] = {}
@@ -29,20 +29,23 @@ def test_r12_sigterm_lets_the_in_flight_request_finish_and_refuses_new_ones(serv
     time.sleep(0.3)
 
     health = httpx.get(f"{server.url}/health")
-    assert health.status_code == 503 and health.json()["phase"] == "stopping"
-    refused = httpx.post(f"{server.url}/predict", json={"seconds": 0})
-    assert refused.status_code == 503
-    assert refused.json()["error"]["code"] == "stopping" and refused.headers["retry-after"] == "1"
+    assert health.status_code == 503
+    assert health.json()["phase"] == "stopping"
+    rejected = httpx.post(f"{server.url}/predict", json={"seconds": 0})
+    assert rejected.status_code == 503
+    assert rejected.json()["error"]["code"] == "stopping"
+    assert rejected.headers["retry-after"] == "1"
 
     caller.join(10)
-    assert result["status"] == 200 and result["body"] == {"output": 5}
+    assert result["status"] == 200
+    assert result["body"] == {"output": 5}
     assert server.process.wait(10) == 0
     exited = time.monotonic()
     assert exited - signalled < 10, "the process outlived its grace period"
     assert exited - float(result["at"]) < 2.5  # it exits soon after the last request, not at the end of the grace
 
 
-def test_sigterm_with_nothing_in_flight_exits_at_once(serve: ServeFactory) -> None:
+def test_sigterm_when_idle_exits_at_once(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/serving.py:Draining")
     assert server.wait_ready().status_code == 200, server.log()
     began = time.monotonic()
@@ -51,7 +54,7 @@ def test_sigterm_with_nothing_in_flight_exits_at_once(serve: ServeFactory) -> No
     assert time.monotonic() - began < 2
 
 
-def test_the_grace_period_bounds_the_wait(serve: ServeFactory) -> None:
+def test_grace_period_bounds_wait(serve: ServeFactory) -> None:
     server = serve("tests/endpoints/serving.py:Draining", env={"GPUSERVE_SETTINGS": _settings(shutdown_grace=1)})
     assert server.wait_ready().status_code == 200, server.log()
     caller = threading.Thread(target=lambda: _swallow(server.url))

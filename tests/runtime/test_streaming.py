@@ -1,4 +1,4 @@
-"""Generator predicts stream server-sent events: R7, R8 and R9, over real HTTP on 127.0.0.1."""
+"""Generator predicts stream server-sent events, over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _events(text: str) -> list[tuple[str, str]]:
     return events
 
 
-def test_r7_items_of_any_encodable_type_become_output_events(serve: ServeFactory, tmp_path: Path) -> None:
+def test_stream_items_become_output_events(serve: ServeFactory, tmp_path: Path) -> None:
     server, _ = _start(serve, tmp_path, "Letters")
     response = httpx.post(f"{server.url}/predict", json={})
     assert response.status_code == 200
@@ -46,14 +46,14 @@ def test_r7_items_of_any_encodable_type_become_output_events(serve: ServeFactory
         assert client.predict() == ["a", [1, 2], "b"]  # predict collects a stream into a list
 
 
-def test_r8_an_error_after_two_items_is_an_error_event_and_the_client_raises(
-    serve: ServeFactory, tmp_path: Path
-) -> None:
+def test_stream_error_event_raises_in_client(serve: ServeFactory, tmp_path: Path) -> None:
     server, _ = _start(serve, tmp_path, "Boom")
     response = httpx.post(f"{server.url}/predict", json={})
     assert _events(response.text)[:2] == [("output", "1"), ("output", "2")]
     kind, data = _events(response.text)[2]
-    assert kind == "error" and "ValueError: boom" in data and len(_events(response.text)) == 3
+    assert kind == "error"
+    assert "ValueError: boom" in data
+    assert len(_events(response.text)) == 3
 
     received = []
     with gpuserve.Client(server.url) as client:
@@ -67,9 +67,7 @@ def test_r8_an_error_after_two_items_is_an_error_event_and_the_client_raises(
 
 
 @pytest.mark.parametrize("cls", ["Ticker", "AsyncTicker"])
-def test_r9_a_client_that_leaves_closes_the_generator_and_frees_the_slot(
-    serve: ServeFactory, tmp_path: Path, cls: str
-) -> None:
+def test_stream_disconnect_closes_generator(serve: ServeFactory, tmp_path: Path, cls: str) -> None:
     server, log = _start(serve, tmp_path, cls)
     second: dict[str, float] = {}
 
@@ -108,7 +106,7 @@ def test_r9_a_client_that_leaves_closes_the_generator_and_frees_the_slot(
     assert second["closed_at"] - left_at < 1.0, second
 
 
-def test_an_error_before_the_first_item_is_a_json_error(serve: ServeFactory, tmp_path: Path) -> None:
+def test_error_before_first_item_is_json(serve: ServeFactory, tmp_path: Path) -> None:
     server, _ = _start(serve, tmp_path, "Picky")
     response = httpx.post(f"{server.url}/predict", json={"text": "a1"})
     assert response.status_code == 422
@@ -119,7 +117,7 @@ def test_an_error_before_the_first_item_is_a_json_error(serve: ServeFactory, tmp
         assert list(client.stream(text="ok")) == ["o", "k"]
 
 
-def test_an_async_generator_error_mid_stream_is_an_error_event(serve: ServeFactory, tmp_path: Path) -> None:
+def test_async_generator_error_event(serve: ServeFactory, tmp_path: Path) -> None:
     server, log = _start(serve, tmp_path, "AsyncTicker")
     with gpuserve.Client(server.url) as client:
         received = []
@@ -131,7 +129,7 @@ def test_an_async_generator_error_mid_stream_is_an_error_event(serve: ServeFacto
     assert "closed x" in log.read_text()
 
 
-def test_async_client_iterates_a_stream(serve: ServeFactory, tmp_path: Path) -> None:
+def test_async_client_stream(serve: ServeFactory, tmp_path: Path) -> None:
     server, _ = _start(serve, tmp_path, "Boom")
 
     async def collect() -> tuple[list[int], list[int]]:

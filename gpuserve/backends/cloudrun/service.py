@@ -89,7 +89,7 @@ def startup_probe(settings: Settings) -> run_v2.Probe:
     """Probe ``/health`` every 10 s for ``setup_timeout`` seconds, cut to Cloud Run's limit.
 
     The runtime returns 503 until setup has finished, so the probe passes exactly when the
-    endpoint is ready. ``probe_window`` tells callers whether ``setup_timeout`` was cut.
+    endpoint is ready. ``probe_window`` lets callers check whether ``setup_timeout`` was cut.
     """
     seconds = min(settings.setup_timeout, probe_window(settings))
     return run_v2.Probe(

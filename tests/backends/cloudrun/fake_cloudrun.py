@@ -11,7 +11,7 @@ One server speaks three REST APIs, at the paths the real clients use:
 On create or update the fake runs the service's image on the local Docker engine with host
 networking, ``PORT`` set to a free loopback port and the service's environment, with Secret
 Manager references resolved from :attr:`FakeCloudRun.secrets`. It polls ``/health`` the way the
-startup probe would and completes the operation once the container answers 200, or fails it when
+startup probe would and completes the operation once the container returns 200, or fails it when
 the container exits first. The service URI is ``<fake url>/run/SERVICE``: a front door that checks
 the caller's ID token against the IAM policy, as Cloud Run does, and forwards to the container.
 

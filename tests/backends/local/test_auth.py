@@ -30,7 +30,9 @@ def test_local_deployments_need_no_token_by_default(deployments: list[Deployment
     assert deployment.token is None
     assert httpx.post(f"{deployment.url}/predict", json={"text": "hi"}).json() == {"output": "hi"}
     result = _cli("token", "echo-open")
-    assert result.returncode == 1 and "needs no token" in result.stderr and "auth:=true" in result.stderr
+    assert result.returncode == 1
+    assert "needs no token" in result.stderr
+    assert "auth:=true" in result.stderr
 
 
 def test_auth_true_requires_the_generated_token(deployments: list[Deployment]) -> None:
@@ -64,10 +66,12 @@ def test_auth_true_requires_the_generated_token(deployments: list[Deployment]) -
     wait_for(lambda: deployment.status()["state"] == "scaled_to_zero", timeout=10)
     cold_starts = deployment.status()["cold_starts"]
     denied = httpx.post(f"{url}/predict", json={"text": "x"})
-    assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
-    # Health checks, metrics scrapes and unknown paths are answered by the front door at zero.
+    assert denied.status_code == 401
+    assert denied.headers["www-authenticate"] == "Bearer"
+    # At zero, the front door itself responds to health checks, metrics scrapes and unknown paths.
     health = httpx.get(f"{url}/health")
-    assert health.status_code == 200 and health.json()["phase"] == "scaled_to_zero"
+    assert health.status_code == 200
+    assert health.json()["phase"] == "scaled_to_zero"
     assert httpx.get(f"{url}/ping").status_code == 200
     bearer = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{url}/metrics", headers=bearer).json()["error"]["code"] == "scaled_to_zero"

@@ -17,7 +17,7 @@ from ...conftest import REPO, wait_for
 from ...endpoints.streaming import Letters, Ticker
 
 
-def test_items_arrive_through_the_front_door_as_they_are_made(
+def test_front_door_streams_items_as_made(
     deployments: list[Deployment], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STREAM_LOG", str(tmp_path / "stream.log"))
@@ -47,7 +47,7 @@ def test_cli_prints_one_item_per_line(deployments: list[Deployment]) -> None:
     assert result.stdout.splitlines() == ['"a"', "[1, 2]", '"b"']
 
 
-def test_a_client_leaving_closes_the_generator_behind_the_front_door(
+def test_front_door_disconnect_closes_generator(
     deployments: list[Deployment], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = tmp_path / "stream.log"
